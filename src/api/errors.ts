@@ -20,6 +20,13 @@ export const errorCatalogue = {
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
+/** Warnings never block a deployment; they say what was not done as written (e.g. an unmapped createOptions field). */
+export const warningCatalogue = {
+  IEO_W_UNKNOWN_ROUTE_MODULE: { summary: 'A route names a module that is not in the deployment.' },
+} as const satisfies Record<string, { summary: string }>;
+
+export type WarningCode = keyof typeof warningCatalogue;
+
 /** An error with a catalogue code and, where it has one, the path of the fault in the desired state. */
 export class CodedError extends Error {
   override name = 'CodedError';

@@ -90,3 +90,8 @@ export interface ManifestIssue {
   path: string;
   message: string;
 }
+
+/** The result of parsing, validating or translating: a value with warnings, or every error found. */
+export type Outcome<T> =
+  | { ok: true; value: T; warnings: ManifestIssue[] }
+  | { ok: false; errors: ManifestIssue[]; warnings: ManifestIssue[] };
