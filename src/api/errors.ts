@@ -16,6 +16,11 @@ export const errorCatalogue = {
   IEO_MANIFEST_SCHEMA: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state does not match the deployment manifest schema.' },
   IEO_SCHEMA_VERSION: { edgeAgentStatus: 412, next: 'permanent', summary: 'The schemaVersion is not one edgeAgent supports (1.0 or 1.1).' },
   IEO_EMPTY_CONFIG: { edgeAgentStatus: 417, next: 'permanent', summary: 'The desired state has no $edgeAgent configuration.' },
+  IEO_ROUTE_SYNTAX: { edgeAgentStatus: 400, next: 'permanent', summary: 'A route in $edgeHub is not valid route syntax.' },
+  IEO_MODULE_NAME: { edgeAgentStatus: 400, next: 'permanent', summary: 'A module name breaks IoT Hub module id rules or reuses a reserved name.' },
+  IEO_TWIN_LIMIT: { edgeAgentStatus: 400, next: 'permanent', summary: 'Desired properties exceed an IoT Hub twin limit (32 KB per module, nesting depth 10).' },
+  IEO_CREATE_OPTIONS: { edgeAgentStatus: 400, next: 'permanent', summary: 'A module createOptions is not a JSON object.' },
+  IEO_CREATE_OPTIONS_CHUNKS: { edgeAgentStatus: 400, next: 'permanent', summary: 'The createOptions01..NN chunks of a module are not numbered without gaps.' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
