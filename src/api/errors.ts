@@ -21,6 +21,11 @@ export const errorCatalogue = {
   IEO_TWIN_LIMIT: { edgeAgentStatus: 400, next: 'permanent', summary: 'Desired properties exceed an IoT Hub twin limit (32 KB per module, nesting depth 10).' },
   IEO_CREATE_OPTIONS: { edgeAgentStatus: 400, next: 'permanent', summary: 'A module createOptions is not a JSON object.' },
   IEO_CREATE_OPTIONS_CHUNKS: { edgeAgentStatus: 400, next: 'permanent', summary: 'The createOptions01..NN chunks of a module are not numbered without gaps.' },
+  IEO_CREATE_OPTION_VALUE: { edgeAgentStatus: 400, next: 'permanent', summary: 'A createOptions field has a value Docker would reject or that cannot be expressed on Kubernetes.' },
+  IEO_K8S_EXTENSION: { edgeAgentStatus: 400, next: 'permanent', summary: 'The k8s block of a module createOptions is malformed.' },
+  IEO_NAME_COLLISION: { edgeAgentStatus: 400, next: 'permanent', summary: 'Two modules, volumes or registry credentials map to the same Kubernetes object name.' },
+  IEO_POLICY_DENIED: { edgeAgentStatus: 500, next: 'permanent', summary: "A module asks for something the operator's security policy denies (privileged, host namespaces, host paths, added capabilities, devices)." },
+  IEO_REGISTRY_CREDENTIAL: { edgeAgentStatus: 500, next: 'temporary', summary: 'The password of a registry credential could not be resolved.' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -28,6 +33,12 @@ export type ErrorCode = keyof typeof errorCatalogue;
 /** Warnings never block a deployment; they say what was not done as written (e.g. an unmapped createOptions field). */
 export const warningCatalogue = {
   IEO_W_UNKNOWN_ROUTE_MODULE: { summary: 'A route names a module that is not in the deployment.' },
+  IEO_W_UNSUPPORTED_CREATE_OPTION: { summary: 'A createOptions field has no Kubernetes mapping and is ignored.' },
+  IEO_W_NO_HEALTHCHECK: { summary: 'A module with restartPolicy on-unhealthy has no Healthcheck, so it restarts only when it exits.' },
+  IEO_W_NON_NUMERIC_USER: { summary: 'createOptions.User names a user or group by name; Kubernetes needs numeric ids, so the image default is used.' },
+  IEO_W_RESERVED_ENV: { summary: 'A module sets an IOTEDGE_* variable the runtime provides; the runtime value is used.' },
+  IEO_W_SHARED_VOLUME: { summary: 'A single-node (ReadWriteOnce) volume is mounted by several modules, whose pods must then share a node.' },
+  IEO_W_DEVICE_ACCESS: { summary: 'A host device is mounted into a non-privileged container; its device cgroup may deny access.' },
 } as const satisfies Record<string, { summary: string }>;
 
 export type WarningCode = keyof typeof warningCatalogue;

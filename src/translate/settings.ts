@@ -1,0 +1,64 @@
+// Cluster-wide knobs of the translation: the security policy, storage defaults, how port bindings are
+// exposed and whether NetworkPolicies are emitted. The controller reads them from its configuration and
+// passes them in; translate itself reads no environment.
+
+export type PortBindingServiceType = 'LoadBalancer' | 'NodePort' | 'ClusterIP';
+export type VolumeAccessMode = 'ReadWriteOnce' | 'ReadWriteMany' | 'ReadWriteOncePod' | 'ReadOnlyMany';
+
+export interface OperatorSettings {
+  /** Permit HostConfig.Privileged / k8s.securityContext.privileged. Off: a privileged module is an IEO_POLICY_DENIED error. */
+  allowPrivileged: boolean;
+  /** Permit HostConfig.NetworkMode "host" (pod hostNetwork). */
+  allowHostNetwork: boolean;
+  /** Permit HostConfig.PidMode "host" (pod hostPID). */
+  allowHostPid: boolean;
+  /** Permit HostConfig.IpcMode "host" (pod hostIPC). */
+  allowHostIpc: boolean;
+  /** Permit host path binds (Binds "/host:/ctr", Mounts type bind, k8s.volumes hostPath). */
+  allowHostPath: boolean;
+  /** Permit HostConfig.CapAdd / k8s.securityContext.capabilities.add. CapDrop is always allowed. */
+  allowAddedCapabilities: boolean;
+  /** Permit HostConfig.Devices (mounted as hostPath device nodes). GPU DeviceRequests go through the device plugin and need no permission. */
+  allowDevices: boolean;
+  storage: {
+    /** StorageClass of the PVCs made for named volumes; unset means the cluster's default class. */
+    storageClassName?: string;
+    /** Requested size of a named volume's PVC unless the module's k8s.volumeClaims says otherwise. */
+    defaultVolumeSize: string;
+    accessMode: VolumeAccessMode;
+    /** PVCs outlive the modules that mount them (Docker keeps named volumes too); the controller never prunes them. */
+    retainVolumesOnModuleRemoval: boolean;
+  };
+  /** Service type for HostConfig.PortBindings (a module's k8s.serviceOptions.type overrides it). */
+  portBindingServiceType: PortBindingServiceType;
+  /** Emit a default-deny ingress policy plus per-module allow rules. */
+  networkPolicies: boolean;
+  /** Name of edgeHub's ClusterIP Service, i.e. the IOTEDGE_GATEWAYHOSTNAME modules connect to. */
+  edgeHubServiceName: string;
+  /** RuntimeLogLevel given to every module that does not set its own. */
+  runtimeLogLevel: string;
+}
+
+export const defaultSettings: OperatorSettings = Object.freeze({
+  allowPrivileged: false,
+  allowHostNetwork: false,
+  allowHostPid: false,
+  allowHostIpc: false,
+  allowHostPath: false,
+  allowAddedCapabilities: false,
+  allowDevices: false,
+  storage: Object.freeze({
+    defaultVolumeSize: '1Gi',
+    accessMode: 'ReadWriteOnce',
+    retainVolumesOnModuleRemoval: true,
+  }) as OperatorSettings['storage'],
+  portBindingServiceType: 'LoadBalancer',
+  networkPolicies: true,
+  edgeHubServiceName: 'edgehub',
+  runtimeLogLevel: 'info',
+}) as OperatorSettings;
+
+/** defaultSettings with some fields replaced (storage is merged one level deep). */
+export function settingsWith(overrides: Partial<Omit<OperatorSettings, 'storage'>> & { storage?: Partial<OperatorSettings['storage']> }): OperatorSettings {
+  return { ...defaultSettings, ...overrides, storage: { ...defaultSettings.storage, ...overrides.storage } };
+}
