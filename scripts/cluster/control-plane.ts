@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import yaml from 'js-yaml';
+import { dump as toYaml } from 'js-yaml';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -88,7 +88,7 @@ async function createPki(pki: string): Promise<void> {
 
 function kubeconfigYaml(server: string, pki: string): string {
   const b64 = (file: string) => readFileSync(join(pki, file)).toString('base64');
-  return yaml.dump({
+  return toYaml({
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': b64('ca.crt') } }],
@@ -248,7 +248,7 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
     ]);
     save();
-    await kubectl(state, ['apply', '-f', '-'], yaml.dump(workerNode()));
+    await kubectl(state, ['apply', '-f', '-'], toYaml(workerNode()));
     await waitFor('the worker node to be Ready', async () =>
       (await kubectl(state, ['get', 'node', workerNodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True',
     );
