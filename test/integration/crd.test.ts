@@ -91,6 +91,12 @@ describe('EdgeDeployment CRD on the API server', () => {
     });
   });
 
+  it('accepts every module id IoT Hub accepts, up to 128 characters', async () => {
+    const ids = ['m'.repeat(128), "_odd.id(1)=@'$", 'Filter2'];
+    await apply(variant('odd-ids', (r) => (agentOf(r).modules = Object.fromEntries(ids.map((id) => [id, sensorOf(r)])))));
+    expect(Object.keys(agentOf(await get('odd-ids')).modules ?? {}).sort()).toEqual([...ids].sort());
+  });
+
   it('accepts createOptions as the manifest JSON string as well as an object', async () => {
     const createOptions = '{"HostConfig":{"Binds":["/data:/data"]}}';
     await apply(variant('string-create-options', (r) => (sensorOf(r).settings.createOptions = createOptions)));
@@ -128,13 +134,13 @@ describe('EdgeDeployment CRD on the API server', () => {
     ],
     [
       'long-module-id',
-      (r: EdgeDeployment) => (agentOf(r).modules = { ['m'.repeat(64)]: sensorOf(r) }),
-      'a module id may have at most 63 characters, because it names Kubernetes objects and labels',
+      (r: EdgeDeployment) => (agentOf(r).modules = { ['m'.repeat(129)]: sensorOf(r) }),
+      "a module id may have at most 128 characters (IoT Hub's limit)",
     ],
     [
       'bad-module-id',
       (r: EdgeDeployment) => (agentOf(r).modules = { 'my module': sensorOf(r) }),
-      'a module id must start with a letter or digit and contain only letters, digits and',
+      "a module id may contain only ASCII letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ' and must not start with $",
     ],
     [
       'blank-image',

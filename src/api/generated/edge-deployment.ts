@@ -57,7 +57,7 @@ export interface AgentSpec {
   runtime?: RuntimeSpec;
   systemModules: SystemModulesSpec;
   /**
-   * The user modules by module id (the id IoT Hub knows, e.g. SimulatedTemperatureSensor). Each becomes a Deployment (or a Pod, by restartPolicy) named after the lower-cased id.
+   * The user modules by module id (the id IoT Hub knows, e.g. SimulatedTemperatureSensor). Each becomes a Deployment (or a Pod, by restartPolicy) named after the id, lower-cased and shortened to a DNS label where needed.
    */
   modules?: {
     /**
