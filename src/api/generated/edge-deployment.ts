@@ -131,6 +131,10 @@ export interface EdgeAgentModuleSpec {
    * The module type; always docker.
    */
   type?: 'docker';
+  /**
+   * Reported only; the operator plays edgeAgent, so no image is pulled.
+   */
+  imagePullPolicy?: 'on-create' | 'never';
   settings: ModuleSettingsSpec;
   /**
    * Environment variables by name.
