@@ -26,6 +26,8 @@ export const errorCatalogue = {
   IEO_NAME_COLLISION: { edgeAgentStatus: 400, next: 'permanent', summary: 'Two modules, volumes or registry credentials map to the same Kubernetes object name.' },
   IEO_POLICY_DENIED: { edgeAgentStatus: 500, next: 'permanent', summary: "A module asks for something the operator's security policy denies (privileged, host namespaces, host paths, added capabilities, devices)." },
   IEO_REGISTRY_CREDENTIAL: { edgeAgentStatus: 500, next: 'temporary', summary: 'The password of a registry credential could not be resolved.' },
+  IEO_DUPLICATE_DEVICE: { edgeAgentStatus: 400, next: 'permanent', summary: 'Another EdgeDeployment in the namespace already is its device; one namespace serves one device.' },
+  IEO_REGISTRY_SECRET: { edgeAgentStatus: 400, next: 'permanent', summary: 'A registry credential refers to a Secret or key that does not exist.' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
