@@ -1,0 +1,504 @@
+// The IoT Hub emulator: MQTT (devices and modules) and HTTPS (service REST) listeners on one
+// loopback address, a shared identity registry, optional persistence, and an admin interface for
+// tests. See docs/emulator.md.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { generateSymmetricKey } from '../runtime/sas.ts';
+import { adminHandler } from './admin-http.ts';
+import { HubError } from './errors.ts';
+import { FaultRules } from './faults.ts';
+import type { FaultWindow, IdentityFilter } from './faults.ts';
+import { identityKey, MqttHub } from './mqtt.ts';
+import type { Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
+import { IdentityRegistry, isSystemModule } from './registry.ts';
+import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
+import { restHandler, twinJson } from './rest.ts';
+import { checkCa, generateCa, issueServerCertificate } from './tls.ts';
+import type { PemPair } from './tls.ts';
+import { applyServicePatch, isJsonObject, replaceDesired } from './twin.ts';
+import type { JsonObject } from './twin.ts';
+
+export type { Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
+export type { PemPair } from './tls.ts';
+export type { JsonObject } from './twin.ts';
+
+export interface HubEmulatorOptions {
+  /** Loopback address to bind. Default: the first of 127.0.0.2…127.0.0.254 where both ports are free. */
+  host?: string;
+  /** MQTT over TLS port. Default 8883 (the SDKs' default, so connection strings need no GatewayHostName). */
+  mqttPort?: number;
+  /** HTTPS port. Default 443: azure-iothub always dials 443. */
+  httpsPort?: number;
+  /** Short name of the hub; its DNS name (a certificate SAN) is `<hubName>.iotedge.local`. Default `emulated-hub`. */
+  hubName?: string;
+  /** JSON file for identities, twins and keys; restored on start, written on every change. */
+  stateFile?: string;
+  /** A CA to issue the server certificate with. Default: the state file's, else a new one. */
+  ca?: PemPair;
+  /** Token for /_admin/ over HTTP. Default: random. */
+  adminToken?: string;
+  /** After applyConfigurationContent, push the `diff` to the old desired (nulls for removals; default) or the `full` document. */
+  desiredNotificationMode?: DesiredNotificationMode;
+  /** Receives one line per notable event; never given secrets. */
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export type DesiredNotificationMode = 'diff' | 'full';
+
+export interface DesiredNotificationRecord {
+  deviceId: string;
+  moduleId: string | undefined;
+  version: number;
+  patch: JsonObject;
+  outcome: 'delivered' | 'delayed' | 'dropped' | 'not-subscribed';
+  at: string;
+}
+
+export type RefusalMode = 'connack' | 'tcp-close';
+
+/** Test hooks. The same operations are served over HTTPS under /_admin/ (see docs/emulator.md). */
+export interface HubAdmin {
+  /** The twin as the REST API returns it. */
+  twin(deviceId: string, moduleId?: string): JsonObject;
+  /** Captured device-to-cloud messages, oldest first. */
+  messages(filter?: IdentityFilter): TelemetryMessage[];
+  clearMessages(): void;
+  /** Resolves with the first captured message (already captured or future) that matches. */
+  waitForMessage(predicate: (m: TelemetryMessage) => boolean, timeoutMs?: number): Promise<TelemetryMessage>;
+  connections(): Array<Identity & { connectedAt: string }>;
+  /** Closes matching MQTT connections (all without a filter); sessions are kept. Returns how many. */
+  dropConnections(filter?: IdentityFilter): number;
+  /** Drops (never sends) matching desired notifications; the twin still changes. */
+  dropDesiredNotifications(window: FaultWindow, filter?: IdentityFilter): void;
+  /** Sends matching desired notifications `delayMs` late. */
+  delayDesiredNotifications(delayMs: number, window: FaultWindow, filter?: IdentityFilter): void;
+  /** Refuses new connections: CONNACK 3 (server unavailable) or closing the TCP connection after TLS. */
+  refuseConnections(mode: RefusalMode, window: FaultWindow): void;
+  /** Clears every fault rule. */
+  clearFaults(): void;
+  desiredNotifications(): DesiredNotificationRecord[];
+  setDesiredNotificationMode(mode: DesiredNotificationMode): void;
+}
+
+interface PersistedState {
+  format: 1;
+  policies: Record<string, SymmetricKeys>;
+  ca?: PemPair;
+  registry: RegistrySnapshot;
+}
+
+const servicePolicy = 'iothubowner';
+
+function readState(file: string): PersistedState | undefined {
+  if (!existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`hub emulator state file ${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (!isJsonObject(parsed) || parsed.format !== 1 || !isJsonObject(parsed.registry) || !isJsonObject(parsed.policies)) {
+    throw new Error(`hub emulator state file ${file} is not in the emulator's format (format: 1, policies, registry)`);
+  }
+  return parsed as unknown as PersistedState;
+}
+
+function listen(server: HttpsServer | TlsServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: HttpsServer | TlsServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}
+
+function boundPort(server: HttpsServer | TlsServer): number {
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.port : 0;
+}
+
+export class HubEmulator extends EventEmitter {
+  readonly hubName: string;
+  /** The DNS name in the server certificate (`<hubName>.iotedge.local`); it does not resolve. */
+  readonly dnsName: string;
+  readonly registry: IdentityRegistry;
+  readonly caCertPem: string;
+  readonly adminToken: string;
+  readonly admin: HubAdmin;
+  host = '';
+  mqttPort = 0;
+  httpsPort = 0;
+
+  private readonly ca: PemPair;
+  private readonly caPersisted: boolean;
+  private readonly policies: Record<string, SymmetricKeys>;
+  private readonly stateFile: string | undefined;
+  private readonly logSink: HubEmulatorOptions['log'];
+  private readonly mqtt: MqttHub;
+  private readonly httpsServer: HttpsServer;
+  private readonly mqttServer: TlsServer;
+  private readonly sockets = new Set<TLSSocket>();
+  private readonly delayed = new Set<NodeJS.Timeout>();
+  private readonly dropRules = new FaultRules<true>();
+  private readonly delayRules = new FaultRules<number>();
+  private readonly refuseRules = new FaultRules<RefusalMode>();
+  private readonly notificationLog: DesiredNotificationRecord[] = [];
+  private notificationMode: DesiredNotificationMode;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  /** Use startHubEmulator(). */
+  constructor(options: HubEmulatorOptions) {
+    super();
+    this.hubName = options.hubName ?? 'emulated-hub';
+    if (!/^[a-z0-9][a-z0-9-]{1,48}$/i.test(this.hubName)) throw new Error(`hubName "${this.hubName}" must be 2–49 letters, digits or dashes`);
+    this.dnsName = `${this.hubName.toLowerCase()}.iotedge.local`;
+    this.stateFile = options.stateFile;
+    this.logSink = options.log;
+    this.notificationMode = options.desiredNotificationMode ?? 'diff';
+    const state = this.stateFile ? readState(this.stateFile) : undefined;
+    if (options.ca) checkCa(options.ca);
+    this.ca = options.ca ?? state?.ca ?? generateCa();
+    this.caPersisted = options.ca === undefined;
+    this.caCertPem = this.ca.cert;
+    this.policies = state?.policies ?? { [servicePolicy]: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() } };
+    this.registry = new IdentityRegistry(state?.registry);
+    this.registry.onChange = () => this.scheduleSave();
+    this.adminToken = options.adminToken ?? randomBytes(24).toString('base64url');
+
+    this.mqtt = new MqttHub({
+      registry: this.registry,
+      hostNames: () => this.hostNames,
+      policyKeys: (name) => this.policyKeys(name),
+      refuseConnack: (identity) => (this.refuseRules.take(identity ?? {}) === 'connack' ? 3 : undefined),
+      log: (message, fields) => this.log(message, fields),
+    });
+    for (const event of ['connected', 'disconnected', 'connectRefused', 'tokenExpired', 'telemetry', 'reportedPatch']) {
+      this.mqtt.on(event, (...args: unknown[]) => this.emit(event, ...args));
+    }
+
+    this.httpsServer = createHttpsServer({}, restHandler(this, adminHandler(this)));
+    this.mqttServer = createTlsServer({}, (socket) => {
+      if (this.refuseRules.take({}) === 'tcp-close') {
+        this.log('connection closed (admin fault: refuse tcp-close)');
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      this.mqtt.broker.handle(socket);
+    });
+    this.mqttServer.on('tlsClientError', (error) => this.log('TLS handshake failed (does the client trust the emulator CA?)', { error: error.message }));
+
+    this.admin = this.buildAdmin();
+  }
+
+  /** Names the hub answers to in MQTT usernames and SAS `sr`: its IP address and DNS name. */
+  get hostNames(): string[] {
+    return [this.host, this.dnsName];
+  }
+
+  /** `HostName=<ip>;SharedAccessKeyName=iothubowner;SharedAccessKey=…` */
+  get serviceConnectionString(): string {
+    const policy = this.policies[servicePolicy];
+    if (!policy) throw new Error(`the ${servicePolicy} policy is missing from the state`);
+    return `HostName=${this.host};SharedAccessKeyName=${servicePolicy};SharedAccessKey=${policy.primaryKey}`;
+  }
+
+  policyKeys(name: string): string[] {
+    const p = this.policies[name];
+    return p ? [p.primaryKey, p.secondaryKey] : [];
+  }
+
+  private gatewaySuffix(): string {
+    // The device SDK dials GatewayHostName (with port) when set, else HostName on 8883.
+    return this.mqttPort === 8883 ? '' : `;GatewayHostName=${this.host}:${this.mqttPort}`;
+  }
+
+  deviceConnectionString(deviceId: string): string {
+    const d = this.registry.device(deviceId);
+    return `HostName=${this.host};DeviceId=${deviceId};SharedAccessKey=${d.keys.primaryKey}${this.gatewaySuffix()}`;
+  }
+
+  moduleConnectionString(deviceId: string, moduleId: string): string {
+    const m = this.registry.module(deviceId, moduleId);
+    return `HostName=${this.host};DeviceId=${deviceId};ModuleId=${moduleId};SharedAccessKey=${m.keys.primaryKey}${this.gatewaySuffix()}`;
+  }
+
+  /** Registers a device (an IoT Edge device, with $edgeAgent and $edgeHub, unless iotEdge is false). Existing devices are kept. */
+  createDevice(deviceId: string, options: { iotEdge?: boolean } = {}): void {
+    if (this.registry.findDevice(deviceId)) return;
+    this.registry.putDevice(deviceId, { capabilities: { iotEdge: options.iotEdge ?? true } }, undefined);
+  }
+
+  createEdgeDevice(deviceId: string): void {
+    this.createDevice(deviceId, { iotEdge: true });
+  }
+
+  isConnected(identity: Identity): boolean {
+    return this.mqtt.connectionOf(identity) !== undefined;
+  }
+
+  dropConnections(filter: IdentityFilter = {}): number {
+    return this.mqtt.drop(filter);
+  }
+
+  log(message: string, fields?: Record<string, unknown>): void {
+    this.logSink?.(message, fields);
+  }
+
+  invokeMethod(identity: Identity, methodName: string, payload: unknown, responseTimeoutSeconds: number, connectTimeoutSeconds: number): Promise<MethodResult> {
+    return this.mqtt.invokeMethod(identity, methodName, payload, responseTimeoutSeconds, connectTimeoutSeconds);
+  }
+
+  /** Service-side twin write: `merge` (PATCH) or `replace` (PUT) of tags and desired. */
+  updateTwin(deviceId: string, moduleId: string | undefined, body: unknown, ifMatch: string | undefined, mode: 'merge' | 'replace'): void {
+    const device = this.registry.device(deviceId);
+    const holder = this.registry.twinHolder(deviceId, moduleId);
+    if (!isJsonObject(body)) throw new HubError('ArgumentInvalid', 'the twin body must be a JSON object');
+    const properties = body.properties;
+    if (properties !== undefined && properties !== null && !isJsonObject(properties)) throw new HubError('ArgumentInvalid', 'properties must be an object');
+    const desired = isJsonObject(properties) ? properties.desired : undefined;
+    if (desired !== undefined && desired !== null && !isJsonObject(desired)) throw new HubError('ArgumentInvalid', 'properties.desired must be an object');
+    if (isJsonObject(properties) && properties.reported !== undefined) throw new HubError('ArgumentInvalid', 'reported properties are written by the device, not the service');
+    const tags = body.tags;
+    if (tags !== undefined && tags !== null && !isJsonObject(tags)) throw new HubError('ArgumentInvalid', 'tags must be an object');
+    if (moduleId !== undefined && device.iotEdge && isSystemModule(moduleId) && isJsonObject(desired)) {
+      throw new HubError('SystemModuleModifyUnauthorizedAccess', 'Unauthorized to modify reserved module.');
+    }
+    this.registry.checkTwinEtag(holder, ifMatch);
+    const now = new Date().toISOString();
+    let notify: JsonObject | undefined;
+    if (mode === 'merge') {
+      notify = applyServicePatch(holder.twin, { ...(isJsonObject(tags) ? { tags } : {}), ...(isJsonObject(desired) ? { desired } : {}) }, now);
+    } else {
+      if (isJsonObject(tags)) {
+        const cleared: JsonObject = Object.fromEntries(Object.keys(holder.twin.tags).map((k) => [k, null]));
+        applyServicePatch(holder.twin, { tags: { ...cleared, ...tags } }, now);
+      }
+      if (isJsonObject(desired)) {
+        const replaced = replaceDesired(holder.twin, desired, now);
+        notify = this.notificationMode === 'full' ? replaced.full : replaced.diff;
+      }
+    }
+    this.registry.twinChanged(holder);
+    if (notify) this.notifyDesired({ deviceId, moduleId }, notify);
+  }
+
+  /** POST /devices/{id}/applyConfigurationContent: overwrite each listed module's desired properties. */
+  applyConfigurationContent(deviceId: string, content: unknown): void {
+    const device = this.registry.device(deviceId);
+    if (!device.iotEdge) throw new HubError('DeviceNotEdgeDevice', `Device ${deviceId} is not an IoT Edge device.`);
+    if (!isJsonObject(content) || !isJsonObject(content.modulesContent)) {
+      throw new HubError('ArgumentInvalid', 'the configuration content needs a modulesContent object');
+    }
+    const modulesContent = content.modulesContent;
+    // Validate everything before changing anything, so a bad module leaves all twins as they were.
+    const plan: Array<[string, JsonObject]> = [];
+    for (const [moduleId, moduleContent] of Object.entries(modulesContent)) {
+      const desired = isJsonObject(moduleContent) ? moduleContent['properties.desired'] : undefined;
+      if (!isJsonObject(desired)) throw new HubError('ArgumentInvalid', `modulesContent.${moduleId} needs a "properties.desired" object`);
+      plan.push([moduleId, desired]);
+    }
+    const now = new Date().toISOString();
+    const staged = plan.map(([moduleId, desired]) => {
+      const existing = device.modules[moduleId];
+      const module = existing ?? this.registry.putModule(deviceId, moduleId, { managedBy: 'IotEdge' }, undefined);
+      const twin = structuredClone(module.twin);
+      const replaced = replaceDesired(twin, desired, now);
+      return { module, twin, replaced };
+    });
+    for (const { module, twin, replaced } of staged) {
+      module.twin = twin;
+      this.registry.twinChanged(module);
+      this.notifyDesired({ deviceId, moduleId: module.moduleId }, this.notificationMode === 'full' ? replaced.full : replaced.diff);
+    }
+  }
+
+  private notifyDesired(identity: Identity, patch: JsonObject): void {
+    const version = Number(patch.$version);
+    const topic = `$iothub/twin/PATCH/properties/desired/?$version=${version}`;
+    const record = (outcome: DesiredNotificationRecord['outcome']) => {
+      const entry: DesiredNotificationRecord = { ...identity, version, patch, outcome, at: new Date().toISOString() };
+      this.notificationLog.push(entry);
+      if (this.notificationLog.length > 1000) this.notificationLog.shift();
+      this.emit('desiredNotification', entry);
+    };
+    if (!this.mqtt.isSubscribed(identity, topic)) return record('not-subscribed');
+    if (this.dropRules.take(identity)) {
+      this.log('desired notification dropped (admin fault)', { identity: identityKey(identity), version });
+      return record('dropped');
+    }
+    const delay = this.delayRules.take(identity);
+    const body = JSON.stringify(patch);
+    if (delay === undefined) {
+      this.mqtt.send(identity, topic, body);
+      return record('delivered');
+    }
+    record('delayed');
+    const timer = setTimeout(() => {
+      this.delayed.delete(timer);
+      if (!this.stopped) this.mqtt.send(identity, topic, body);
+    }, delay);
+    timer.unref();
+    this.delayed.add(timer);
+  }
+
+  private buildAdmin(): HubAdmin {
+    const matches = (m: TelemetryMessage, f: IdentityFilter) =>
+      (f.deviceId === undefined || f.deviceId === m.deviceId) && (f.moduleId === undefined || f.moduleId === m.moduleId);
+    return {
+      twin: (deviceId, moduleId) => twinJson(this, deviceId, moduleId),
+      messages: (filter = {}) => this.mqtt.telemetry.filter((m) => matches(m, filter)),
+      clearMessages: () => {
+        this.mqtt.telemetry.length = 0;
+      },
+      waitForMessage: (predicate, timeoutMs = 30_000) =>
+        new Promise((resolve, reject) => {
+          const seen = this.mqtt.telemetry.find(predicate);
+          if (seen) return resolve(seen);
+          const onMessage = (m: TelemetryMessage) => {
+            if (!predicate(m)) return;
+            cleanup();
+            resolve(m);
+          };
+          const timer = setTimeout(() => {
+            cleanup();
+            reject(new Error(`no matching device-to-cloud message within ${timeoutMs} ms`));
+          }, timeoutMs);
+          timer.unref();
+          const cleanup = () => {
+            clearTimeout(timer);
+            this.off('telemetry', onMessage);
+          };
+          this.on('telemetry', onMessage);
+        }),
+      connections: () => this.mqtt.connectedIdentities(),
+      dropConnections: (filter) => this.dropConnections(filter),
+      dropDesiredNotifications: (window, filter) => this.dropRules.add(true, window, filter),
+      delayDesiredNotifications: (delayMs, window, filter) => {
+        if (!(Number.isFinite(delayMs) && delayMs >= 0)) throw new RangeError(`delayMs must be a non-negative number, not ${delayMs}`);
+        this.delayRules.add(delayMs, window, filter);
+      },
+      refuseConnections: (mode, window) => {
+        if (mode !== 'connack' && mode !== 'tcp-close') throw new RangeError(`refusal mode must be "connack" or "tcp-close", not ${String(mode)}`);
+        this.refuseRules.add(mode, window);
+      },
+      clearFaults: () => {
+        this.dropRules.clear();
+        this.delayRules.clear();
+        this.refuseRules.clear();
+      },
+      desiredNotifications: () => [...this.notificationLog],
+      setDesiredNotificationMode: (mode) => {
+        if (mode !== 'diff' && mode !== 'full') throw new RangeError(`mode must be "diff" or "full", not ${String(mode)}`);
+        this.notificationMode = mode;
+      },
+    };
+  }
+
+  private snapshot(): PersistedState {
+    return {
+      format: 1,
+      policies: this.policies,
+      ...(this.caPersisted ? { ca: this.ca } : {}),
+      registry: this.registry.snapshot(),
+    };
+  }
+
+  private scheduleSave(): void {
+    if (!this.stateFile || this.saveTimer || this.stopped) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveNow();
+    }, 20);
+  }
+
+  private saveNow(): void {
+    if (!this.stateFile) return;
+    const tmp = `${this.stateFile}.${process.pid}.tmp`;
+    // The file holds keys: readable by the owner only.
+    writeFileSync(tmp, JSON.stringify(this.snapshot(), null, 2), { mode: 0o600 });
+    renameSync(tmp, this.stateFile);
+  }
+
+  /** Binds both listeners, then issues the server certificate for the bound address. */
+  async bind(options: HubEmulatorOptions): Promise<void> {
+    const mqttPort = options.mqttPort ?? 8883;
+    const httpsPort = options.httpsPort ?? 443;
+    const candidates = options.host ? [options.host] : Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`);
+    for (const host of candidates) {
+      if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) throw new Error(`host ${host} is not a loopback (127.0.0.0/8) address`);
+      try {
+        await listen(this.httpsServer, host, httpsPort);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' && candidates.length > 1) continue;
+        if (code === 'EACCES') {
+          throw new Error(`cannot bind ${host}:${httpsPort} (${code}): ports below 1024 need root, CAP_NET_BIND_SERVICE or a lower net.ipv4.ip_unprivileged_port_start`, { cause: error });
+        }
+        throw new Error(`cannot bind ${host}:${httpsPort}: ${(error as Error).message}`, { cause: error });
+      }
+      try {
+        await listen(this.mqttServer, host, mqttPort);
+      } catch (error) {
+        await closeServer(this.httpsServer);
+        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && candidates.length > 1) continue;
+        throw new Error(`cannot bind ${host}:${mqttPort}: ${(error as Error).message}`, { cause: error });
+      }
+      this.host = host;
+      this.httpsPort = boundPort(this.httpsServer);
+      this.mqttPort = boundPort(this.mqttServer);
+      const serverCert = issueServerCertificate(this.ca, [host, this.dnsName]);
+      const context = { cert: `${serverCert.cert}${this.ca.cert}`, key: serverCert.key };
+      this.httpsServer.setSecureContext(context);
+      this.mqttServer.setSecureContext(context);
+      await this.mqtt.start();
+      this.saveNow();
+      this.log('hub emulator listening', { host, mqttPort: this.mqttPort, httpsPort: this.httpsPort });
+      return;
+    }
+    throw new Error('no free loopback address in 127.0.0.2–127.0.0.254 for the hub emulator');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.clear();
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    await this.mqtt.stop();
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer)]);
+    this.saveNow();
+    this.log('hub emulator stopped');
+  }
+}
+
+/** Starts an emulator; resolves once both listeners accept connections. */
+export async function startHubEmulator(options: HubEmulatorOptions = {}): Promise<HubEmulator> {
+  const hub = new HubEmulator(options);
+  try {
+    await hub.bind(options);
+  } catch (error) {
+    await hub.stop().catch(() => {});
+    throw error;
+  }
+  return hub;
+}

@@ -1,0 +1,84 @@
+// The emulator's certificates: a CA (generated, or given) and a server certificate it signs for the
+// address the emulator binds. Node checks an IP host against IP SANs only and a name against DNS
+// SANs only, so the server certificate carries both.
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
+
+export interface PemPair {
+  cert: string;
+  key: string;
+}
+
+function newRsaKeyPem(): string {
+  // node:crypto generates keys in native code; node-forge's pure-JS generator takes seconds.
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+function serialNumber(): string {
+  // Positive (high bit clear), 16 bytes: unique enough that a regenerated CA never collides.
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return bytes.toString('hex');
+}
+
+function hourAgo(): Date {
+  return new Date(Date.now() - 3600_000);
+}
+
+/** A self-signed CA valid for ten years. */
+export function generateCa(commonName = 'iotedge-operator hub emulator CA'): PemPair {
+  const keyPem = newRsaKeyPem();
+  const key = forge.pki.privateKeyFromPem(keyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = hourAgo();
+  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86400_000);
+  const subject = [{ name: 'commonName', value: commonName }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(key, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: keyPem };
+}
+
+/** Checks that a given pair is a usable CA; throws with the reason. */
+export function checkCa(ca: PemPair): void {
+  const x509 = new X509Certificate(ca.cert);
+  if (!x509.ca) throw new Error('the --ca-cert certificate is not a CA (basicConstraints CA:false)');
+  const key = forge.pki.privateKeyFromPem(ca.key);
+  const pub = forge.pki.certificateFromPem(ca.cert).publicKey as forge.pki.rsa.PublicKey;
+  if (pub.n.compareTo(key.n) !== 0) throw new Error('the --ca-key does not belong to the --ca-cert certificate');
+}
+
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
+
+/** A server certificate signed by `ca` for the given IP addresses and DNS names, valid for a year. */
+export function issueServerCertificate(ca: PemPair, names: readonly string[]): PemPair {
+  const caCert = forge.pki.certificateFromPem(ca.cert);
+  const caKey = forge.pki.privateKeyFromPem(ca.key);
+  const keyPem = newRsaKeyPem();
+  const key = forge.pki.privateKeyFromPem(keyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = hourAgo();
+  cert.validity.notAfter = new Date(Date.now() + 365 * 86400_000);
+  const first = names.find((n) => !isIp(n)) ?? names[0] ?? 'localhost';
+  cert.setSubject([{ name: 'commonName', value: first }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames: names.map((n) => (isIp(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: keyPem };
+}
