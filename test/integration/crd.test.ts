@@ -176,7 +176,7 @@ describe('EdgeDeployment CRD on the API server', () => {
     ['startup-order', (r: EdgeDeployment) => (sensorOf(r).startupOrder = -1), 'startupOrder in body should be greater than or equal to 0'],
     ['priority', (r: EdgeDeployment) => (r.spec.hub = { schemaVersion: '1.1', routes: { up: { route: 'FROM /messages/* INTO $upstream', priority: 10 } } }), 'spec.hub.routes.up.priority in body should be less than or equal to 9'],
     ['schema-version', (r: EdgeDeployment) => ((agentOf(r) as { schemaVersion: string }).schemaVersion = '2.0'), 'spec.agent.schemaVersion: Unsupported value: "2.0": supported values: "1.0", "1.1"'],
-    ['unknown-field', (r: EdgeDeployment) => ((sensorOf(r) as Record<string, unknown>).replicas = 3), '.spec.agent.modules.SimulatedTemperatureSensor.replicas: field not declared in schema'],
+    ['unknown-field', (r: EdgeDeployment) => ((sensorOf(r) as unknown as Record<string, unknown>).replicas = 3), '.spec.agent.modules.SimulatedTemperatureSensor.replicas: field not declared in schema'],
   ])('rejects a bad %s (schema)', async (name, edit, message) => {
     expect(await rejection(variant(`bad-${name}`, edit))).toContain(message);
   });
