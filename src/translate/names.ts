@@ -45,13 +45,14 @@ export function sha256(text: string): string {
 
 /**
  * An RFC 1035 label (what a Service name must be, the strictest of the names a module gets): lowercase,
- * runs of other characters become one '-', no '-' at either end, a letter first, at most maxLength.
+ * runs of other characters become one '-', no '-' at either end, a letter first (unless letterFirst is
+ * false: an RFC 1123 label, enough for PVCs and volumes), at most maxLength.
  * Anything shortened or emptied gets a hash of the original so distinct ids stay distinct.
  */
-export function sanitizeDnsLabel(raw: string, maxLength = 63): string {
+export function sanitizeDnsLabel(raw: string, maxLength = 63, letterFirst = true): string {
   let name = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/-{2,}/g, '-').replace(/^-+|-+$/g, '');
   if (name === '') return `m-${shortHash(raw, 8)}`.slice(0, maxLength);
-  if (!/^[a-z]/.test(name)) name = `m-${name}`;
+  if (letterFirst && !/^[a-z]/.test(name)) name = `m-${name}`;
   if (name.length > maxLength) name = `${name.slice(0, maxLength - 7).replace(/-+$/, '')}-${shortHash(raw)}`;
   return name;
 }
@@ -118,4 +119,9 @@ export function isQualifiedName(key: string): boolean {
   const prefix = slash < 0 ? undefined : key.slice(0, slash);
   if (name.length === 0 || name.length > 63 || !qualifiedNamePart.test(name)) return false;
   return prefix === undefined || (prefix.length <= 253 && dnsSubdomain.test(prefix));
+}
+
+/** A name for an object derived from a Docker volume name (PVCs may start with a digit). */
+export function volumeClaimName(volume: string): string {
+  return sanitizeDnsLabel(volume, 63, false);
 }

@@ -1,0 +1,486 @@
+// translate(): a validated deployment manifest -> the Kubernetes objects that run it in one namespace.
+// Pure and deterministic: no I/O, and the same input gives byte-identical output. Design decisions are
+// in src/translate/README.md.
+import type {
+  KubernetesObject,
+  V1Deployment,
+  V1NetworkPolicy,
+  V1NetworkPolicyPort,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1PodSpec,
+  V1Service,
+  V1ServiceAccount,
+  V1ServicePort,
+} from '@kubernetes/client-node';
+import type { DeploymentManifest, DesiredStatus, ManifestIssue, ModuleSpec, Outcome, RestartPolicy } from '../manifest/model.ts';
+import { canonical, canonicalJson } from './canonical.ts';
+import { portName, type PortSpec } from './docker.ts';
+import { edgeHubConfigMap, edgeHubPorts, routesMountPath, routesVolumeName } from './edgehub.ts';
+import type { VolumeClaimOptions } from './extensions.ts';
+import { Issues } from './issues.ts';
+import { draftModule, moduleEnv, type ModuleDraft } from './module.ts';
+import {
+  annotationKeys,
+  commonLabels,
+  labelKeys,
+  moduleLabels,
+  moduleName,
+  moduleSelector,
+  pointer,
+  sanitizeDnsLabel,
+  sanitizeLabelValue,
+  sha256,
+  shortHash,
+  volumeClaimName,
+  type LabelContext,
+} from './names.ts';
+import { pullSecretsFor, registrySecrets } from './registry.ts';
+import type { OperatorSettings } from './settings.ts';
+
+export { defaultSettings, settingsWith, type OperatorSettings } from './settings.ts';
+export { canonical, toWire } from './canonical.ts';
+export { annotationKeys, labelKeys, moduleName, ownerSelector, sanitizeDnsLabel, sanitizeLabelValue } from './names.ts';
+export * from './policy.ts';
+
+export interface TranslateInput {
+  manifest: DeploymentManifest;
+  namespace: string;
+  /** IoT Hub device id (labels and IOTEDGE_DEVICEID). */
+  deviceId: string;
+  /** The EdgeDeployment's name (labels); the controller adds ownerReferences itself. */
+  ownerName: string;
+  /** e.g. myhub.azure-devices.net (IOTEDGE_IOTHUBHOSTNAME); '' in kubectl-only mode. */
+  hubHostName: string;
+  settings: OperatorSettings;
+  /** Registry credential name -> password, resolved by the controller from Secrets. */
+  registryPasswords?: Record<string, string>;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+
+export interface ModulePlan {
+  /** The module id as IoT Hub knows it ("$edgeHub" for edgeHub). */
+  id: string;
+  /** The sanitised name its objects carry. */
+  name: string;
+  system: boolean;
+  kind: 'Deployment' | 'Pod';
+  startupOrder: number;
+  status: DesiredStatus;
+  restartPolicy: RestartPolicy;
+  image: string;
+  /** The module's own objects in TranslationResult.objects (a stopped bare-pod module has no Pod). */
+  objects: ObjectRef[];
+  /** Named volumes it mounts, as PVC names in TranslationResult.volumeClaims. */
+  volumeClaims: string[];
+}
+
+/**
+ * Objects are in @kubernetes/client-node's model form, so KubernetesObjectApi serialises them correctly
+ * (its serializer drops keys it does not know: a NetworkPolicy's wire-format `from` is the model's `_from`).
+ * toWire() gives the API's JSON form for YAML or kubectl.
+ */
+export interface TranslationResult {
+  /** Everything the EdgeDeployment owns, in apply order: ServiceAccounts, Secrets, ConfigMaps, Services, NetworkPolicies, workloads. */
+  objects: KubernetesObject[];
+  /**
+   * PVCs for named volumes, apart from `objects`: those annotated iotedge-operator.io/retain=true get no
+   * ownerReference and are never pruned, so data outlives module removal as Docker volumes do.
+   */
+  volumeClaims: V1PersistentVolumeClaim[];
+  /** Modules ordered by startupOrder, then name; the controller gates start-up on it. */
+  modules: ModulePlan[];
+  /** edgeAgent is not deployed (the operator is edgeAgent); its desired image is reported only. */
+  edgeAgent: { image: string };
+}
+
+const edgeAgentPath = '/modulesContent/$edgeAgent/properties.desired';
+
+interface ModuleEntry {
+  spec: ModuleSpec;
+  path: string;
+  name: string;
+  isEdgeHub: boolean;
+}
+
+interface ClaimRequest {
+  claimName: string;
+  volume: string;
+  users: { moduleId: string; path: string }[];
+  options: VolumeClaimOptions;
+  optionSources: Partial<Record<keyof VolumeClaimOptions, string>>;
+}
+
+const kindOrder = ['ServiceAccount', 'Secret', 'ConfigMap', 'Service', 'NetworkPolicy', 'Deployment', 'Pod'];
+
+export function translate(input: TranslateInput): Outcome<TranslationResult> {
+  const { manifest, namespace, settings } = input;
+  const issues = new Issues();
+  const labels: LabelContext = { ownerName: input.ownerName, deviceId: input.deviceId };
+  const ownerLabel = sanitizeLabelValue(input.ownerName);
+  const objects: KubernetesObject[] = [];
+  const plans: ModulePlan[] = [];
+  const meta = (name: string, objectLabels: Record<string, string>, annotations?: Record<string, string>) => ({
+    name,
+    namespace,
+    labels: objectLabels,
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  });
+
+  const entries = moduleEntries(manifest, issues);
+  const serviceNames = new Map<string, string>();
+  const claimService = (serviceName: string, what: string, path: string): boolean => {
+    const holder = serviceNames.get(serviceName);
+    if (holder !== undefined) {
+      issues.error('IEO_NAME_COLLISION', path, `${what} and ${holder} both need the Service name ${serviceName}`);
+      return false;
+    }
+    serviceNames.set(serviceName, what);
+    return true;
+  };
+  // edgeHub's Service name is claimed first: every module dials it as IOTEDGE_GATEWAYHOSTNAME.
+  const edgeHubEntry = entries.find((e) => e.isEdgeHub);
+  if (edgeHubEntry) claimService(settings.edgeHubServiceName, 'module "$edgeHub"', edgeHubEntry.path);
+
+  const pullSecrets = registrySecrets(manifest.agent.runtime.settings.registryCredentials, input.registryPasswords ?? {}, namespace, labels, issues);
+  for (const s of pullSecrets) if (s.secret) objects.push(s.secret);
+
+  let routesHash: string | undefined;
+  let routesConfigName: string | undefined;
+  if (edgeHubEntry) {
+    routesConfigName = `${edgeHubEntry.name}-config`;
+    const { configMap, hash } = edgeHubConfigMap(manifest.hub, routesConfigName, namespace, labels);
+    objects.push(configMap);
+    routesHash = hash;
+  }
+
+  const claims = new Map<string, ClaimRequest>();
+  const modulesExposingToPeers: string[] = [];
+
+  for (const entry of entries) {
+    const { spec, name, path, isEdgeHub } = entry;
+    const moduleIssues = new Issues();
+    const draft = draftModule({ spec, name, path, settings, issues: moduleIssues });
+    const runtimeEnv = [
+      { name: 'IOTEDGE_AUTHSCHEME', value: 'sasToken', overridable: false },
+      { name: 'IOTEDGE_DEVICEID', value: input.deviceId, overridable: false },
+      // edgeHub's own gateway would be a parent device (nested edge); edgeHub instead needs the name it serves.
+      isEdgeHub
+        ? { name: 'EdgeDeviceHostName', value: settings.edgeHubServiceName, overridable: true }
+        : { name: 'IOTEDGE_GATEWAYHOSTNAME', value: settings.edgeHubServiceName, overridable: false },
+      ...(input.hubHostName !== '' ? [{ name: 'IOTEDGE_IOTHUBHOSTNAME', value: input.hubHostName, overridable: false }] : []),
+      { name: 'IOTEDGE_MODULEID', value: spec.id, overridable: false },
+      { name: 'RuntimeLogLevel', value: settings.runtimeLogLevel, overridable: true },
+    ];
+    draft.container.env = moduleEnv(spec, path, runtimeEnv, moduleIssues);
+    issues.errors.push(...moduleIssues.errors);
+    issues.warnings.push(...moduleIssues.warnings);
+
+    const kind: ModulePlan['kind'] = spec.restartPolicy === 'always' || spec.restartPolicy === 'on-unhealthy' ? 'Deployment' : 'Pod';
+    applyProbes(draft, kind, spec, path, issues);
+
+    const refs: ObjectRef[] = [];
+    const annotations = { [annotationKeys.moduleId]: spec.id };
+    const ownLabels = moduleLabels(labels, name);
+    const selector = moduleSelector(labels, name);
+
+    const serviceAccount: V1ServiceAccount = {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: meta(name, ownLabels, annotations),
+      automountServiceAccountToken: draft.ext.automountServiceAccountToken === true,
+    };
+    objects.push(serviceAccount);
+    refs.push({ apiVersion: 'v1', kind: 'ServiceAccount', name });
+
+    // Services: the module's name (edgeHub: the gateway name) inside the cluster, "<name>-ports" for PortBindings.
+    if (isEdgeHub) {
+      for (const p of [...edgeHubPorts].reverse()) {
+        draft.clusterPorts = [{ port: p.port, protocol: 'TCP' }, ...draft.clusterPorts.filter((c) => !(c.port === p.port && c.protocol === 'TCP'))];
+      }
+      draft.container.ports = draft.clusterPorts.map((p) => ({ containerPort: p.port, protocol: p.protocol }));
+    }
+    const clusterServiceName = isEdgeHub ? settings.edgeHubServiceName : name;
+    const serviceOptions = draft.ext.serviceOptions;
+    const bindingsService = draft.portBindings.length > 0 ? `${name}-ports` : undefined;
+    if (serviceOptions?.type && !bindingsService) {
+      issues.unsupported(`${path}/settings/createOptions/k8s/serviceOptions/type`, 'k8s.serviceOptions.type', 'it sets the type of the PortBindings Service, and this module has no PortBindings');
+    }
+    if (draft.clusterPorts.length > 0 && (isEdgeHub || claimService(clusterServiceName, `module ${JSON.stringify(spec.id)}`, path))) {
+      const service: V1Service = {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: meta(clusterServiceName, ownLabels, {
+          ...annotations,
+          ...(!bindingsService ? (serviceOptions?.annotations ?? {}) : {}),
+        }),
+        spec: {
+          type: 'ClusterIP',
+          selector,
+          ports: draft.clusterPorts.map((p) => servicePort(p, isEdgeHub)),
+        },
+      };
+      objects.push(service);
+      refs.push({ apiVersion: 'v1', kind: 'Service', name: clusterServiceName });
+      modulesExposingToPeers.push(name);
+    }
+    if (bindingsService && claimService(bindingsService, `the PortBindings of module ${JSON.stringify(spec.id)}`, `${path}/settings/createOptions/HostConfig/PortBindings`)) {
+      const type = serviceOptions?.type ?? settings.portBindingServiceType;
+      const service: V1Service = {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: meta(bindingsService, ownLabels, { ...annotations, ...(serviceOptions?.annotations ?? {}) }),
+        spec: {
+          type,
+          selector,
+          ports: draft.portBindings.map((b): V1ServicePort => ({
+            name: `${b.container.protocol.toLowerCase()}-${b.hostPort}`,
+            port: b.hostPort,
+            targetPort: b.container.port,
+            protocol: b.container.protocol,
+            // A host port in the NodePort range is kept as the node port, the closest thing to Docker's host port.
+            ...(type === 'NodePort' && b.hostPort >= 30000 && b.hostPort <= 32767 ? { nodePort: b.hostPort } : {}),
+          })),
+          ...(type === 'LoadBalancer' && serviceOptions?.loadBalancerIP ? { loadBalancerIP: serviceOptions.loadBalancerIP } : {}),
+        },
+      };
+      objects.push(service);
+      refs.push({ apiVersion: 'v1', kind: 'Service', name: bindingsService });
+    }
+
+    if (settings.networkPolicies && (draft.clusterPorts.length > 0 || draft.portBindings.length > 0)) {
+      const fromPeers = { podSelector: { matchLabels: { [labelKeys.edgeDeployment]: ownerLabel } } };
+      const ingress: NonNullable<V1NetworkPolicy['spec']>['ingress'] = [];
+      if (draft.clusterPorts.length > 0) ingress.push({ _from: [fromPeers], ports: draft.clusterPorts.map(policyPort) });
+      if (draft.portBindings.length > 0) {
+        const bound = uniquePorts(draft.portBindings.map((b) => b.container));
+        ingress.push({ ports: bound.map(policyPort) });
+      }
+      const policy: V1NetworkPolicy = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: meta(name, ownLabels, annotations),
+        spec: { podSelector: { matchLabels: selector }, policyTypes: ['Ingress'], ingress },
+      };
+      objects.push(policy);
+      refs.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name });
+    }
+
+    for (const use of draft.namedVolumes) {
+      const claimName = volumeClaimName(use.volume);
+      use.podVolume.persistentVolumeClaim = { claimName };
+      const claim = claims.get(claimName);
+      const options = draft.ext.volumeClaims?.[use.volume] ?? {};
+      if (claim && claim.volume !== use.volume) {
+        issues.error('IEO_NAME_COLLISION', use.path, `volumes ${JSON.stringify(claim.volume)} and ${JSON.stringify(use.volume)} both map to PersistentVolumeClaim ${claimName}`);
+        continue;
+      }
+      const request = claim ?? { claimName, volume: use.volume, users: [], options: {}, optionSources: {} };
+      request.users.push({ moduleId: spec.id, path: use.path });
+      for (const key of Object.keys(options) as (keyof VolumeClaimOptions)[]) {
+        const value = options[key];
+        const previous = request.options[key];
+        if (previous !== undefined && previous !== value) {
+          issues.error('IEO_K8S_EXTENSION', `${path}/settings/createOptions/k8s/volumeClaims${pointer(use.volume, key)}`,
+            `volume ${JSON.stringify(use.volume)}: ${key} ${JSON.stringify(value)} conflicts with ${JSON.stringify(previous)} from ${request.optionSources[key]}`);
+        } else if (value !== undefined) {
+          (request.options as Record<string, string>)[key] = value;
+          request.optionSources[key] = `module ${JSON.stringify(spec.id)}`;
+        }
+      }
+      claims.set(claimName, request);
+    }
+    for (const volume of Object.keys(draft.ext.volumeClaims ?? {})) {
+      if (!draft.namedVolumes.some((u) => u.volume === volume)) {
+        issues.unsupported(`${path}/settings/createOptions/k8s/volumeClaims${pointer(volume)}`, `k8s.volumeClaims.${volume}`, 'this module mounts no named volume of that name');
+      }
+    }
+
+    const podAnnotations: Record<string, string> = { ...draft.podAnnotations, ...annotations };
+    const volumes = [...draft.volumes];
+    if (isEdgeHub && routesConfigName && routesHash) {
+      podAnnotations[annotationKeys.configHash] = routesHash;
+      volumes.push({ name: routesVolumeName, configMap: { name: routesConfigName } });
+      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: routesVolumeName, mountPath: routesMountPath, readOnly: true }];
+    }
+    const imagePullSecrets = pullSecretsFor(spec.image, pullSecrets).map((n) => ({ name: n }));
+    const podSpec: V1PodSpec = {
+      ...draft.pod,
+      containers: [draft.container],
+      serviceAccountName: name,
+      automountServiceAccountToken: draft.ext.automountServiceAccountToken === true,
+      // Docker modules see no Service-link variables; dozens of them in a 50-module device would be noise.
+      enableServiceLinks: false,
+      ...(volumes.length > 0 ? { volumes } : {}),
+      ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
+    };
+
+    if (kind === 'Deployment') {
+      const deployment: V1Deployment = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: meta(name, ownLabels, annotations),
+        spec: {
+          replicas: spec.status === 'stopped' ? 0 : 1,
+          selector: { matchLabels: selector },
+          // Modules are singletons holding identities, ports and single-node volumes: replace, never overlap.
+          strategy: draft.ext.strategy ?? { type: 'Recreate' },
+          template: { metadata: { labels: ownLabels, annotations: podAnnotations }, spec: podSpec },
+        },
+      };
+      objects.push(deployment);
+      refs.push({ apiVersion: 'apps/v1', kind: 'Deployment', name });
+    } else if (spec.status === 'running') {
+      podSpec.restartPolicy = spec.restartPolicy === 'never' ? 'Never' : 'OnFailure';
+      if (draft.ext.strategy) issues.unsupported(`${path}/settings/createOptions/k8s/strategy`, 'k8s.strategy', `a ${spec.restartPolicy} module is a bare Pod, which has no rollout strategy`);
+      const pod: V1Pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: meta(name, ownLabels, podAnnotations),
+        spec: podSpec,
+      };
+      // A Pod's spec cannot be changed in place; the controller recreates the Pod when this hash changes.
+      pod.metadata!.annotations = { ...podAnnotations, [annotationKeys.specHash]: sha256(canonicalJson(podSpec)) };
+      objects.push(pod);
+      refs.push({ apiVersion: 'v1', kind: 'Pod', name });
+    }
+
+    plans.push({
+      id: spec.id,
+      name,
+      system: spec.system,
+      kind,
+      startupOrder: spec.startupOrder,
+      status: spec.status,
+      restartPolicy: spec.restartPolicy,
+      image: spec.image,
+      objects: refs,
+      volumeClaims: [...new Set(draft.namedVolumes.map((u) => volumeClaimName(u.volume)))].sort(),
+    });
+  }
+
+  if (settings.networkPolicies && entries.length > 0) {
+    const name = subdomainName(`${input.ownerName}-default-deny`);
+    const policy: V1NetworkPolicy = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: meta(name, commonLabels(labels, 'network-policy')),
+      // No ingress rule: only what a module's own policy allows reaches it.
+      spec: { podSelector: { matchLabels: { [labelKeys.edgeDeployment]: ownerLabel } }, policyTypes: ['Ingress'] },
+    };
+    objects.push(policy);
+  }
+
+  const volumeClaims: V1PersistentVolumeClaim[] = [];
+  for (const claimName of [...claims.keys()].sort()) {
+    const request = claims.get(claimName);
+    if (!request) continue;
+    const accessMode = request.options.accessMode ?? settings.storage.accessMode;
+    const storageClassName = request.options.storageClassName ?? settings.storage.storageClassName;
+    const users = [...new Set(request.users.map((u) => u.moduleId))];
+    if (users.length > 1 && (accessMode === 'ReadWriteOnce' || accessMode === 'ReadWriteOncePod')) {
+      const first = request.users[0];
+      issues.warn('IEO_W_SHARED_VOLUME', first?.path ?? edgeAgentPath,
+        `volume ${JSON.stringify(request.volume)} is shared by modules ${users.map((u) => JSON.stringify(u)).join(', ')} with access mode ${accessMode}: ` +
+          (accessMode === 'ReadWriteOncePod' ? 'only one of their pods can mount it' : 'their pods must run on the same node'));
+    }
+    volumeClaims.push({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: meta(claimName, commonLabels(labels, 'volume'), {
+        [annotationKeys.volumeName]: request.volume,
+        ...(settings.storage.retainVolumesOnModuleRemoval ? { [annotationKeys.retain]: 'true' } : {}),
+      }),
+      spec: {
+        accessModes: [accessMode],
+        resources: { requests: { storage: request.options.size ?? settings.storage.defaultVolumeSize } },
+        ...(storageClassName !== undefined ? { storageClassName } : {}),
+      },
+    });
+  }
+
+  const warnings = issues.warnings;
+  if (issues.errors.length > 0) return { ok: false, errors: issues.errors, warnings };
+  objects.sort((a, b) => kindOrder.indexOf(a.kind ?? '') - kindOrder.indexOf(b.kind ?? '') || compare(a.metadata?.name ?? '', b.metadata?.name ?? ''));
+  plans.sort((a, b) => a.startupOrder - b.startupOrder || compare(a.name, b.name));
+  return {
+    ok: true,
+    value: {
+      objects: objects.map(canonical),
+      volumeClaims: volumeClaims.map(canonical),
+      modules: plans,
+      edgeAgent: { image: manifest.agent.systemModules.edgeAgent.image },
+    },
+    warnings,
+  };
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** edgeHub first, then modules by sanitised name; two modules with one name is an error naming both. */
+function moduleEntries(manifest: DeploymentManifest, issues: Issues): ModuleEntry[] {
+  const entries: ModuleEntry[] = [];
+  const hub = manifest.agent.systemModules.edgeHub;
+  if (hub) entries.push({ spec: hub, path: `${edgeAgentPath}/systemModules/edgeHub`, name: moduleName('edgeHub'), isEdgeHub: true });
+  const users = Object.keys(manifest.agent.modules)
+    .map((key) => ({ key, spec: manifest.agent.modules[key] }))
+    .filter((m): m is { key: string; spec: ModuleSpec } => m.spec !== undefined)
+    .map(({ key, spec }) => ({ spec, path: `${edgeAgentPath}/modules${pointer(key)}`, name: moduleName(spec.id), isEdgeHub: false }))
+    .sort((a, b) => compare(a.name, b.name) || compare(a.spec.id, b.spec.id));
+  const taken = new Map<string, string>(entries.map((e) => [e.name, e.spec.id]));
+  for (const entry of users) {
+    const holder = taken.get(entry.name);
+    if (holder !== undefined) {
+      issues.error('IEO_NAME_COLLISION', entry.path,
+        `modules ${JSON.stringify(holder)} and ${JSON.stringify(entry.spec.id)} both map to the Kubernetes name ${entry.name}; rename one of them`);
+      continue;
+    }
+    taken.set(entry.name, entry.spec.id);
+    entries.push(entry);
+  }
+  return entries;
+}
+
+function applyProbes(draft: ModuleDraft, kind: ModulePlan['kind'], spec: ModuleSpec, path: string, issues: Issues): void {
+  const own = draft.ext.probes ?? {};
+  const health = draft.healthProbe;
+  // Restarting policies (always, on-unhealthy) restart an unhealthy module, as edgeAgent does; for never and
+  // on-failure a failing Healthcheck only marks the module not ready, since Docker would not kill it either.
+  const liveness = own.liveness ?? (kind === 'Deployment' ? health : undefined);
+  const readiness = own.readiness ?? health;
+  const startup = own.startup ?? (kind === 'Deployment' && !own.liveness ? draft.healthStartupProbe : undefined);
+  if (liveness) draft.container.livenessProbe = liveness;
+  if (readiness) draft.container.readinessProbe = readiness;
+  if (startup) draft.container.startupProbe = startup;
+  if (spec.restartPolicy === 'on-unhealthy' && !liveness) {
+    issues.warn('IEO_W_NO_HEALTHCHECK', `${path}/restartPolicy`,
+      `module ${JSON.stringify(spec.id)} is on-unhealthy but has no createOptions Healthcheck or k8s.probes.liveness; it is restarted only when it exits`);
+  }
+}
+
+function servicePort(port: PortSpec, isEdgeHub: boolean): V1ServicePort {
+  const known = isEdgeHub && port.protocol === 'TCP' ? edgeHubPorts.find((p) => p.port === port.port) : undefined;
+  return { name: known?.name ?? portName(port), port: port.port, targetPort: port.port, protocol: port.protocol };
+}
+
+function policyPort(port: PortSpec): V1NetworkPolicyPort {
+  return { port: port.port, protocol: port.protocol };
+}
+
+function uniquePorts(ports: PortSpec[]): PortSpec[] {
+  return ports.filter((p, i) => ports.findIndex((q) => q.port === p.port && q.protocol === p.protocol) === i);
+}
+
+function subdomainName(raw: string): string {
+  if (raw.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw)) return raw;
+  return sanitizeDnsLabel(raw, 63, false) || `default-deny-${shortHash(raw)}`;
+}
+
+export type { ManifestIssue };
