@@ -1,7 +1,7 @@
 // The controller's watching and queueing API: informers over list + watch, the work queue and its
 // worker pool, and the errors a reconciler throws to choose what happens next.
 export { InformerSyncTimeoutError, PermanentError, TemporaryError } from './errors.ts';
-export { KubeApiError, KubeClient, WatchEventParser, isGone, silentLogger } from './kube-client.ts';
+export { KubeApiError, KubeClient, WatchEventParser, decodeWatchStream, isGone, silentLogger } from './kube-client.ts';
 export type { KubeClientOptions, KubeList, KubeStatus, ListOptions, Logger, RequestOptions, WatchEvent, WatchEventType, WatchOptions } from './kube-client.ts';
 export {
   EDGE_DEPLOYMENT_LABEL,

@@ -187,6 +187,24 @@ export class JitteredBackoff {
   }
 }
 
+function untilAborted<R>(work: Promise<R>, signal: AbortSignal): Promise<R> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<R>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 class InactivityError extends Error {
   override name = 'InactivityError';
 }
@@ -349,12 +367,14 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   /** Lists everything and turns the difference with the cache into events. */
   private async relist(): Promise<void> {
     const relist = this.synced;
-    const { items, resourceVersion } = await this.client.list<T>(this.path, {
+    const listing = this.client.list<T>(this.path, {
       labelSelector: this.options.labelSelector,
       fieldSelector: this.options.fieldSelector,
       timeoutMs: this.options.listTimeoutMs ?? 60_000,
       signal: this.stopController.signal,
     });
+    // stop() must not wait on a transport that ignores the signal.
+    const { items, resourceVersion } = await untilAborted(listing, this.stopController.signal);
     if (this.stopController.signal.aborted) return;
     const fresh = items.map((item) => ingest(item));
     const diff = diffRelist(this.cache, fresh);
@@ -382,6 +402,8 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     const inactivityMs = this.options.inactivityTimeoutMs ?? 90_000;
     const watchController = new AbortController();
     const stop = this.stopController.signal;
+    // stop() may have run while this loop was between steps; an abort listener added now would never fire.
+    if (stop.aborted) throw stop.reason;
     const onStop = (): void => watchController.abort(stop.reason);
     stop.addEventListener('abort', onStop, { once: true });
     let inactivity: NodeJS.Timeout | undefined;

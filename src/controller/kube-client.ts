@@ -278,13 +278,7 @@ export class KubeClient {
         const text = await readBody(res).catch(() => '');
         throw new KubeApiError({ status: res.statusCode ?? 0, method: 'GET', path: fullPath, body: parseStatus(text) });
       }
-      const decoder = new StringDecoder('utf8');
-      const parser = new WatchEventParser<T>();
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        for (const event of parser.push(decoder.write(chunk))) yield checkEvent(event, fullPath);
-      }
-      for (const event of parser.push(decoder.end())) yield checkEvent(event, fullPath);
-      for (const event of parser.end()) yield checkEvent(event, fullPath);
+      yield* decodeWatchStream<T>(res as AsyncIterable<Buffer>, fullPath);
     } finally {
       options.signal?.removeEventListener('abort', onOuterAbort);
       res?.destroy();
@@ -355,6 +349,20 @@ export class KubeClient {
     this.agent?.destroy();
     this.agent = undefined;
   }
+}
+
+/**
+ * Turns a watch response body into events; an ERROR event is thrown as a KubeApiError carrying its code
+ * (410 → isGone). `path` only labels errors.
+ */
+export async function* decodeWatchStream<T>(chunks: AsyncIterable<Buffer | string>, path: string): AsyncGenerator<WatchEvent<T>, void, undefined> {
+  const decoder = new StringDecoder('utf8');
+  const parser = new WatchEventParser<T>();
+  for await (const chunk of chunks) {
+    for (const event of parser.push(typeof chunk === 'string' ? chunk : decoder.write(chunk))) yield checkEvent(event, path);
+  }
+  for (const event of parser.push(decoder.end())) yield checkEvent(event, path);
+  for (const event of parser.end()) yield checkEvent(event, path);
 }
 
 function checkEvent<T>(event: WatchEvent<T>, path: string): WatchEvent<T> {

@@ -1,0 +1,133 @@
+// Wires the controller together: informers for EdgeDeployments and every owned kind, a work queue,
+// workers running the reconciler, and readiness once every cache has synced.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { EdgeDeployment } from '../api/edge-deployment.ts';
+import { labelKeys, managedBy } from '../translate/names.ts';
+import type { OperatorSettings } from '../translate/settings.ts';
+import { EventRecorder } from './events.ts';
+import { enqueueObject, Informer, mapToOwner } from './informer.ts';
+import { KubeApiError, KubeClient, type Logger } from './kube-client.ts';
+import { EdgeDeploymentReconciler, type ObjectCache } from './reconciler.ts';
+import { collectionPath, edgeDeploymentResource, ownedKinds, type OwnedKind } from './resources.ts';
+import { WorkQueue, type ReconcileMetrics, type WorkQueueMetrics } from './workqueue.ts';
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  /** 'all', or the namespaces to serve (one informer per namespace and kind). */
+  namespaces: 'all' | string[];
+  settings: OperatorSettings;
+  concurrency: number;
+  logger: Logger;
+  defaultHubHostName?: string;
+  queueMetrics?: WorkQueueMetrics;
+  reconcileMetrics?: ReconcileMetrics;
+  /** Sees every non-watch API request the operator makes and its HTTP status (benchmarks, metrics). */
+  onRequest?: (method: string, path: string, code: number | 'error') => void;
+}
+
+/** Several single-namespace informers read as one cache. */
+class InformerSet<T extends KubernetesObject> implements ObjectCache<T> {
+  readonly informers: Informer<T>[];
+  constructor(informers: Informer<T>[]) {
+    this.informers = informers;
+  }
+  get(namespace: string, name: string): T | undefined {
+    for (const informer of this.informers) {
+      const found = informer.get(namespace, name);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  list(namespace?: string): T[] {
+    return this.informers.flatMap((i) => i.list(namespace));
+  }
+}
+
+export class OperatorManager {
+  readonly client: KubeClient;
+  readonly queue: WorkQueue;
+  private readonly options: ManagerOptions;
+  private readonly edgeDeployments: InformerSet<EdgeDeployment>;
+  private readonly children = new Map<string, InformerSet<KubernetesObject>>();
+  private readonly reconciler: EdgeDeploymentReconciler;
+  private workers: Promise<void> | undefined;
+  private synced = false;
+
+  constructor(options: ManagerOptions) {
+    this.options = options;
+    const log = options.logger;
+    this.client = new KubeClient({ kubeConfig: options.kubeConfig, logger: log });
+    if (options.onRequest) {
+      const request = this.client.request.bind(this.client);
+      const onRequest = options.onRequest;
+      this.client.request = (async (method: string, path: string, ...rest: unknown[]) => {
+        try {
+          const answer = await (request as (...args: unknown[]) => Promise<unknown>)(method, path, ...rest);
+          onRequest(method, path, 200);
+          return answer;
+        } catch (error) {
+          onRequest(method, path, error instanceof KubeApiError ? error.status : 'error');
+          throw error;
+        }
+      }) as KubeClient['request'];
+    }
+    this.queue = new WorkQueue({ name: 'edgedeployment', logger: log, metrics: options.queueMetrics });
+    const enqueue = (key: string) => this.queue.add(key);
+    const namespaces: (string | undefined)[] = options.namespaces === 'all' ? [undefined] : options.namespaces;
+    const informersFor = <T extends KubernetesObject>(kind: OwnedKind, labelSelector?: string) =>
+      new InformerSet<T>(namespaces.map((namespace) => new Informer<T>({
+        client: this.client, path: collectionPath(kind), namespace, labelSelector, logger: log,
+      })));
+
+    this.edgeDeployments = informersFor<EdgeDeployment>(edgeDeploymentResource);
+    for (const informer of this.edgeDeployments.informers) {
+      informer.onEvent(enqueueObject(enqueue));
+      // A deletion may free a namespace for a younger EdgeDeployment that was flagged as a duplicate.
+      informer.on('delete', (ed) => {
+        for (const other of this.edgeDeployments.list(ed.metadata?.namespace)) enqueue(`${other.metadata?.namespace}/${other.metadata?.name}`);
+      });
+    }
+    for (const kind of ownedKinds) {
+      const set = informersFor<KubernetesObject>(kind, `${labelKeys.managedBy}=${managedBy}`);
+      for (const informer of set.informers) informer.onEvent(mapToOwner(enqueue));
+      this.children.set(kind.kind, set);
+    }
+    this.reconciler = new EdgeDeploymentReconciler({
+      client: this.client,
+      edgeDeployments: this.edgeDeployments,
+      children: this.children,
+      settings: options.settings,
+      events: new EventRecorder(this.client, log),
+      logger: log,
+      defaultHubHostName: options.defaultHubHostName,
+    });
+  }
+
+  private allInformers(): Informer<KubernetesObject>[] {
+    return [...this.edgeDeployments.informers, ...[...this.children.values()].flatMap((s) => s.informers)] as Informer<KubernetesObject>[];
+  }
+
+  /** Starts every informer, waits for their caches, then runs the workers. */
+  async start(): Promise<void> {
+    await Promise.all(this.allInformers().map((i) => i.start()));
+    this.synced = true;
+    this.options.logger.info({ informers: this.allInformers().length }, 'caches synced; starting workers');
+    this.workers = this.queue.runWorkers(this.options.concurrency, (key) => this.reconciler.reconcile(key), {
+      metrics: this.options.reconcileMetrics,
+      onError: (key, error, retryInMs) => this.options.logger.child({ edgeDeployment: key }).warn({ err: error, retryInMs }, 'reconcile failed; retrying'),
+      onTerminalError: (key, error) => this.options.logger.child({ edgeDeployment: key }).error({ err: error }, 'reconcile failed permanently'),
+    });
+  }
+
+  hasSynced(): boolean {
+    return this.synced && this.allInformers().every((i) => i.hasSynced());
+  }
+
+  /** Stops intake, lets in-flight reconciles finish (up to `drainMs`), then stops the informers. */
+  async stop(drainMs = 20_000): Promise<void> {
+    await this.queue.shutDownWithDrain(drainMs);
+    await this.workers;
+    await Promise.all(this.allInformers().map((i) => i.stop()));
+    this.client.close();
+  }
+}

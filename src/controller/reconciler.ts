@@ -1,0 +1,381 @@
+// Level-triggered reconcile of one EdgeDeployment: read what is, translate what should be, apply the
+// difference by server-side apply, prune what is no longer desired, and report status. Every decision
+// is made from the informers' caches, so a steady state costs no API requests at all.
+import { createHash } from 'node:crypto';
+import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
+import {
+  conditionReasons, conditionTypes, edgeDeploymentApiVersion, edgeDeploymentKind,
+  type EdgeDeployment, type EdgeDeploymentStatus, type ModuleStatus,
+} from '../api/edge-deployment.ts';
+import { errorCatalogue, type ErrorCode } from '../api/errors.ts';
+import type { ManifestIssue, DeploymentManifest } from '../manifest/model.ts';
+import { manifestFromResource } from '../manifest/resource.ts';
+import { summariseRoutes } from '../manifest/routes.ts';
+import { toWire, translate, type ModulePlan } from '../translate/index.ts';
+import { annotationKeys, labelKeys, managedBy } from '../translate/names.ts';
+import type { OperatorSettings } from '../translate/settings.ts';
+import { mergeConditions, type ConditionInput } from './conditions.ts';
+import type { EventRecorder } from './events.ts';
+import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
+import { observeModule, type ModuleObservation } from './module-status.ts';
+import { collectionPath, edgeDeploymentResource, kindOf, objectId, objectPath, ownedKinds } from './resources.ts';
+import { admitByStartupOrder } from './startup-order.ts';
+
+export const fieldManager = 'iotedge-operator';
+/** Hash of the object as last applied; equal hash and a cached object mean there is nothing to write. */
+export const appliedHashAnnotation = 'iotedge-operator.io/applied-hash';
+/** Set by twin sync: the twin's desired $version, reported as lastDesiredVersion. */
+export const desiredVersionAnnotation = 'iotedge-operator.io/desired-version';
+
+/** What the reconciler reads: an informer, or several informers over a list of namespaces. */
+export interface ObjectCache<T extends KubernetesObject> {
+  get(namespace: string, name: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
+export interface ReconcilerOptions {
+  client: KubeClient;
+  edgeDeployments: ObjectCache<EdgeDeployment>;
+  /** One cache per owned kind (by kind name), all filtered to the operator's children. */
+  children: ReadonlyMap<string, ObjectCache<KubernetesObject>>;
+  settings: OperatorSettings;
+  events: EventRecorder;
+  logger: Logger;
+  /** The IoT Hub host name modules are told (IOTEDGE_IOTHUBHOSTNAME) when no binding says otherwise. */
+  defaultHubHostName?: string;
+  now?: () => Date;
+}
+
+interface Invalid {
+  issues: ManifestIssue[];
+  code: ErrorCode | undefined;
+}
+
+export class EdgeDeploymentReconciler {
+  private readonly o: ReconcilerOptions;
+  constructor(options: ReconcilerOptions) {
+    this.o = options;
+  }
+
+  async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const ed = this.o.edgeDeployments.get(namespace, name);
+    if (!ed || ed.metadata?.deletionTimestamp) return; // children go with it through ownerReferences
+    const log = this.o.logger.child({ edgeDeployment: key });
+
+    const senior = this.seniorInNamespace(namespace);
+    if (senior && senior.metadata?.name !== name) {
+      await this.writeInvalid(ed, log, {
+        issues: [{ code: 'IEO_DUPLICATE_DEVICE', path: '/metadata/name', message: `namespace ${namespace} already hosts device EdgeDeployment "${senior.metadata?.name}"; one namespace serves one device, so this one is ignored` }],
+        code: undefined,
+      }, conditionReasons.duplicateDevice);
+      return;
+    }
+
+    const parsed = manifestFromResource(ed.spec ?? {});
+    if (!parsed.ok) return this.writeInvalid(ed, log, invalidFrom(parsed.errors), conditionReasons.invalidDesiredState);
+    const passwords = await this.registryPasswords(namespace, parsed.value);
+    if (passwords.missing.length) {
+      return this.writeInvalid(ed, log, { issues: passwords.missing, code: 'IEO_REGISTRY_SECRET' }, conditionReasons.invalidDesiredState);
+    }
+    const deviceId = ed.spec?.deviceId ?? namespace;
+    const translated = translate({
+      manifest: parsed.value,
+      namespace,
+      deviceId,
+      ownerName: name,
+      hubHostName: ed.spec?.iotHub?.hostName ?? this.o.defaultHubHostName ?? '',
+      settings: this.o.settings,
+      registryPasswords: passwords.values,
+    });
+    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors), conditionReasons.invalidDesiredState);
+
+    const warnings = [...parsed.warnings, ...translated.warnings];
+    const plan = translated.value;
+    // Claims first, so a workload never waits on a volume the same pass would create.
+    const desiredObjects: KubernetesObject[] = [...plan.volumeClaims, ...plan.objects].map((o) => toWire(o));
+    const podsByModule = this.podsByModule(namespace, name);
+    const observations = new Map<string, ModuleObservation>(
+      plan.modules.map((m) => [m.id, observeModule(m.status, podsByModule.get(m.name) ?? [])]),
+    );
+    const decisions = admitByStartupOrder(plan.modules.map((m) => ({
+      id: m.id,
+      startupOrder: m.startupOrder,
+      desiredRunning: m.status === 'running',
+      exists: this.moduleExists(namespace, m),
+      ready: observations.get(m.id)?.ready ?? false,
+    })));
+    const heldBack = new Set(plan.modules.filter((m) => !decisions.get(m.id)?.admitted).map((m) => m.name));
+
+    const applyErrors: string[] = [];
+    for (const desired of desiredObjects) {
+      const moduleLabel = desired.metadata?.labels?.[labelKeys.module];
+      if (moduleLabel && heldBack.has(moduleLabel)) continue;
+      try {
+        await this.ensure(ed, desired, log);
+      } catch (error) {
+        if (error instanceof KubeApiError && error.status >= 400 && error.status < 500 && error.status !== 409 && error.status !== 429) {
+          // The API server refused the object itself: a fault in the desired state, not worth a tight retry.
+          applyErrors.push(`${objectId(desired)}: ${error.message}`);
+          continue;
+        }
+        throw error;
+      }
+    }
+    await this.prune(namespace, name, desiredObjects, log);
+
+    const generationChanged = ed.status?.observedGeneration !== ed.metadata?.generation;
+    const status = this.statusFor(ed, plan.modules, observations, decisions, parsed.value, applyErrors, warnings);
+    await this.writeStatus(ed, status);
+    if (generationChanged) {
+      await this.o.events.record(ed, 'Normal', ed.status?.observedGeneration === undefined ? 'Created' : 'Updated',
+        `applied generation ${ed.metadata?.generation}: ${plan.modules.length} module(s)${warnings.length ? `, ${warnings.length} warning(s): ${warnings.map((w) => `${w.code} ${w.path}`).join('; ')}` : ''}`);
+    }
+    if (applyErrors.length) return { requeueAfterMs: 60_000 };
+  }
+
+  /** One namespace, one device: the oldest EdgeDeployment (then by name) is the device. */
+  private seniorInNamespace(namespace: string): EdgeDeployment | undefined {
+    const all = this.o.edgeDeployments.list(namespace).filter((e) => !e.metadata?.deletionTimestamp);
+    const created = (e: EdgeDeployment) => new Date(e.metadata?.creationTimestamp ?? 0).getTime();
+    return [...all].sort((a, b) => created(a) - created(b) || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+  }
+
+  /**
+   * Registry passwords referenced by passwordSecretRef. These Secrets are the user's, not ours, so they are
+   * read on demand rather than watched cluster-wide; a changed password takes effect on the next reconcile.
+   */
+  private async registryPasswords(namespace: string, manifest: DeploymentManifest): Promise<{ values: Record<string, string>; missing: ManifestIssue[] }> {
+    const values: Record<string, string> = {};
+    const missing: ManifestIssue[] = [];
+    for (const [id, credential] of Object.entries(manifest.agent.runtime.settings.registryCredentials)) {
+      if (credential.password !== undefined) continue;
+      const ref = credential.passwordSecretRef;
+      if (!ref) continue;
+      const secret = await this.o.client
+        .get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/${encodeURIComponent(ref.name)}`)
+        .catch((error: unknown) => (error instanceof KubeApiError && error.status === 404 ? undefined : Promise.reject(error)));
+      const encoded = secret?.data?.[ref.key];
+      if (encoded === undefined) {
+        missing.push({
+          code: 'IEO_REGISTRY_SECRET',
+          path: `/spec/agent/runtime/settings/registryCredentials/${id}/passwordSecretRef`,
+          message: `Secret ${namespace}/${ref.name} with key "${ref.key}" was not found`,
+        });
+        continue;
+      }
+      values[id] = Buffer.from(encoded, 'base64').toString('utf8');
+    }
+    return { values, missing };
+  }
+
+  private podsByModule(namespace: string, owner: string): Map<string, V1Pod[]> {
+    const byModule = new Map<string, V1Pod[]>();
+    for (const pod of (this.o.children.get('Pod')?.list(namespace) ?? []) as V1Pod[]) {
+      const labels = pod.metadata?.labels ?? {};
+      const module = labels[labelKeys.module];
+      if (labels[labelKeys.edgeDeployment] !== owner || !module) continue;
+      byModule.set(module, [...(byModule.get(module) ?? []), pod]);
+    }
+    return byModule;
+  }
+
+  private moduleExists(namespace: string, module: ModulePlan): boolean {
+    const informer = this.o.children.get(module.kind);
+    return informer?.get(namespace, module.name) !== undefined;
+  }
+
+  /** Server-side apply of one child, skipped when the cache shows this exact object already applied. */
+  private async ensure(ed: EdgeDeployment, desired: KubernetesObject, log: Logger): Promise<void> {
+    const kind = kindOf(desired);
+    const namespace = ed.metadata!.namespace!;
+    const name = desired.metadata!.name!;
+    const retained = desired.kind === 'PersistentVolumeClaim' && desired.metadata?.annotations?.[annotationKeys.retain] === 'true';
+    const owned: KubernetesObject = {
+      ...desired,
+      metadata: {
+        ...desired.metadata,
+        namespace,
+        // A retained claim has no owner, so garbage collection leaves it when the EdgeDeployment goes.
+        ...(retained ? {} : { ownerReferences: [{
+          apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, name: ed.metadata!.name!, uid: ed.metadata!.uid!,
+          controller: true, blockOwnerDeletion: true,
+        }] }),
+      },
+    };
+    const hash = contentHash(owned);
+    const cached = this.o.children.get(desired.kind!)?.get(namespace, name);
+    if (cached && cached.metadata?.annotations?.[appliedHashAnnotation] === hash) return;
+    if (cached && desired.kind === 'Pod') {
+      // A Pod's spec is immutable: a changed bare-pod module is replaced, and recreated on the next pass.
+      log.info({ pod: name }, 'replacing bare pod whose desired spec changed');
+      await this.o.client.request('DELETE', objectPath(kind, namespace, name), {}, { body: { propagationPolicy: 'Background' } }).catch(ignoreNotFound);
+      return;
+    }
+    const body = { ...owned, metadata: { ...owned.metadata, annotations: { ...owned.metadata?.annotations, [appliedHashAnnotation]: hash } } };
+    await this.o.client.request('PATCH', objectPath(kind, namespace, name), { fieldManager, force: 'true' }, {
+      body,
+      contentType: 'application/apply-patch+yaml',
+    });
+    log.debug({ object: objectId(desired) }, 'applied');
+  }
+
+  /** Deletes children of this EdgeDeployment that are no longer desired; retained claims stay. */
+  private async prune(namespace: string, owner: string, desired: readonly KubernetesObject[], log: Logger): Promise<void> {
+    const wanted = new Set(desired.map(objectId));
+    for (const kind of ownedKinds) {
+      for (const obj of this.o.children.get(kind.kind)?.list(namespace) ?? []) {
+        const labels = obj.metadata?.labels ?? {};
+        if (labels[labelKeys.edgeDeployment] !== owner || labels[labelKeys.managedBy] !== managedBy) continue;
+        // Pods of a module's Deployment carry the same labels but belong to its ReplicaSet, not to us.
+        const ours = obj.metadata?.ownerReferences?.some((r) => r.controller && r.kind === edgeDeploymentKind && r.name === owner);
+        const retainedClaim = kind.kind === 'PersistentVolumeClaim' && obj.metadata?.annotations?.[annotationKeys.retain] === 'true';
+        if (!ours && !retainedClaim) continue;
+        if (wanted.has(`${kind.kind}/${obj.metadata?.name}`)) continue;
+        if (retainedClaim) continue;
+        if (obj.metadata?.deletionTimestamp) continue;
+        log.info({ object: `${kind.kind}/${obj.metadata?.name}` }, 'pruning child no longer desired');
+        await this.o.client.request('DELETE', objectPath(kind, namespace, obj.metadata!.name!), {}, {
+          body: { propagationPolicy: 'Background', preconditions: { uid: obj.metadata?.uid } },
+        }).catch(ignoreNotFound);
+      }
+    }
+  }
+
+  private statusFor(
+    ed: EdgeDeployment,
+    modules: readonly ModulePlan[],
+    observations: ReadonlyMap<string, ModuleObservation>,
+    decisions: ReturnType<typeof admitByStartupOrder>,
+    manifest: DeploymentManifest,
+    applyErrors: readonly string[],
+    warnings: readonly ManifestIssue[],
+  ): EdgeDeploymentStatus {
+    const moduleStatus: Record<string, ModuleStatus> = {};
+    let ready = 0;
+    const notReady: string[] = [];
+    const degraded: string[] = [];
+    for (const m of modules) {
+      const o = observations.get(m.id)!;
+      const waitingFor = decisions.get(m.id)?.waitingFor ?? [];
+      const runtimeStatus = o.runtimeStatus;
+      moduleStatus[m.id] = prune({
+        name: m.name,
+        kind: m.kind,
+        image: m.image,
+        status: m.status,
+        restartPolicy: m.restartPolicy,
+        startupOrder: m.startupOrder,
+        runtimeStatus,
+        restartCount: o.restartCount,
+        exitCode: o.exitCode,
+        statusDescription: waitingFor.length ? `waiting for ${waitingFor.join(', ')} (startupOrder)` : o.statusDescription,
+        lastStartTimeUtc: o.lastStartTimeUtc,
+        lastExitTimeUtc: o.lastExitTimeUtc,
+        lastRestartTimeUtc: o.lastRestartTimeUtc,
+        waitingFor: waitingFor.length ? waitingFor : undefined,
+      });
+      const settled = m.status === 'running' ? o.ready || (m.kind === 'Pod' && runtimeStatus === 'stopped' && o.exitCode === 0) : runtimeStatus === 'stopped';
+      if (settled) ready++;
+      else notReady.push(m.id);
+      if (runtimeStatus === 'backoff' || runtimeStatus === 'failed') degraded.push(`${m.id} (${o.statusDescription})`);
+    }
+    const conditions: ConditionInput[] = [
+      { type: conditionTypes.valid, status: 'True', reason: 'Valid', message: warnings.length ? `valid with ${warnings.length} warning(s): ${warnings.map((w) => `${w.code} at ${w.path}: ${w.message}`).join('; ')}` : 'the desired state is valid' },
+      notReady.length === 0
+        ? { type: conditionTypes.ready, status: 'True', reason: 'AllModulesReady', message: `${ready}/${modules.length} modules are as desired` }
+        : { type: conditionTypes.ready, status: 'False', reason: 'ModulesNotReady', message: `not ready: ${notReady.join(', ')}` },
+      notReady.length === 0
+        ? { type: conditionTypes.progressing, status: 'False', reason: 'Converged', message: 'every module is as desired' }
+        : { type: conditionTypes.progressing, status: 'True', reason: 'ModulesStarting', message: `waiting on: ${notReady.join(', ')}` },
+      degraded.length || applyErrors.length
+        ? { type: conditionTypes.degraded, status: 'True', reason: applyErrors.length ? 'ApplyFailed' : 'ModulesFailing', message: [...degraded, ...applyErrors].join('; ') }
+        : { type: conditionTypes.degraded, status: 'False', reason: 'Healthy', message: 'no module is failing' },
+    ].map((c) => ({ ...c, observedGeneration: ed.metadata?.generation })) as ConditionInput[];
+    return prune({
+      observedGeneration: ed.metadata?.generation,
+      deviceId: ed.spec?.deviceId ?? ed.metadata?.namespace,
+      conditions: mergeConditions(ed.status?.conditions, conditions, (this.o.now?.() ?? new Date()).toISOString()),
+      lastDesiredStatus: { code: 200, description: '' },
+      lastDesiredVersion: this.desiredVersion(ed),
+      moduleSummary: `${ready}/${modules.length}`,
+      modules: moduleStatus,
+      routes: summariseRoutes(manifest).map((r) => prune({ name: r.name, source: r.source, sink: r.sink, priority: r.priority, timeToLiveSecs: r.ttl })),
+      iotHub: ed.status?.iotHub,
+    }) as EdgeDeploymentStatus;
+  }
+
+  private desiredVersion(ed: EdgeDeployment): number | undefined {
+    const annotated = ed.metadata?.annotations?.[desiredVersionAnnotation];
+    return annotated !== undefined && /^\d+$/.test(annotated) ? Number(annotated) : ed.metadata?.generation;
+  }
+
+  /** Invalid desired state: nothing is applied or pruned, so the last good state keeps running. */
+  private async writeInvalid(ed: EdgeDeployment, log: Logger, invalid: Invalid, reason: string): Promise<void> {
+    const code = invalid.code ?? (invalid.issues[0]?.code as ErrorCode | undefined);
+    const edgeAgentStatus = code && code in errorCatalogue ? errorCatalogue[code].edgeAgentStatus : 400;
+    const description = invalid.issues.map((i) => `${i.code} ${i.path}: ${i.message}`).join('\n');
+    const summary = invalid.issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join('; ') + (invalid.issues.length > 5 ? `; and ${invalid.issues.length - 5} more` : '');
+    const previous = ed.status ?? {};
+    const now = (this.o.now?.() ?? new Date()).toISOString();
+    const keep = (previous.conditions ?? []).filter((c) => c.type !== conditionTypes.valid).map(({ lastTransitionTime: _t, ...c }) => c as ConditionInput);
+    const status: EdgeDeploymentStatus = prune({
+      ...previous,
+      observedGeneration: ed.metadata?.generation,
+      lastDesiredStatus: { code: edgeAgentStatus, description },
+      lastDesiredVersion: this.desiredVersion(ed),
+      conditions: mergeConditions(previous.conditions, [
+        { type: conditionTypes.valid, status: 'False', reason, message: summary, observedGeneration: ed.metadata?.generation },
+        ...keep,
+      ], now),
+    }) as EdgeDeploymentStatus;
+    const changed = !sameJson(status, previous);
+    await this.writeStatus(ed, status);
+    if (changed && (previous.observedGeneration !== ed.metadata?.generation || previous.conditions?.find((c) => c.type === conditionTypes.valid)?.status !== 'False')) {
+      log.warn({ issues: invalid.issues.map((i) => ({ code: i.code, path: i.path })) }, 'desired state is invalid; keeping the last good state');
+      await this.o.events.record(ed, 'Warning', invalid.issues.some((i) => i.code === 'IEO_POLICY_DENIED') ? 'PolicyDenied' : reason, summary);
+    }
+  }
+
+  /** Writes status only when it differs from what the resource already says. */
+  private async writeStatus(ed: EdgeDeployment, status: EdgeDeploymentStatus): Promise<void> {
+    if (sameJson(status, ed.status ?? {})) return;
+    const { namespace, name } = ed.metadata as { namespace: string; name: string };
+    await this.o.client.request('PATCH', `${objectPath(edgeDeploymentResource, namespace, name)}/status`, { fieldManager, force: 'true' }, {
+      body: { apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, metadata: { name, namespace }, status },
+      contentType: 'application/apply-patch+yaml',
+    });
+  }
+}
+
+function invalidFrom(errors: readonly ManifestIssue[]): Invalid {
+  return { issues: [...errors], code: errors[0]?.code as ErrorCode | undefined };
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (error instanceof KubeApiError && error.status === 404) return;
+  throw error;
+}
+
+/** Drops undefined members so that computed and stored status compare equal. */
+function prune<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function stable(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(stable);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => [k, stable((value as Record<string, unknown>)[k])]));
+  }
+  return value;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(stable(a)) === JSON.stringify(stable(b));
+}
+
+export function contentHash(obj: unknown): string {
+  return createHash('sha256').update(JSON.stringify(stable(obj))).digest('hex').slice(0, 32);
+}
+
+export { collectionPath };
