@@ -51,7 +51,9 @@ export function parseManifestText(text: string): Outcome<unknown> {
     } catch (err) {
       const reason = (err as Error).message;
       const position = /at position (\d+)/.exec(reason);
-      const where = position ? lineColumn(body, Number(position[1])) : undefined;
+      const atEnd = /end of JSON input/.test(reason) ? body.length : undefined;
+      const offset = position ? Number(position[1]) : atEnd;
+      const where = offset !== undefined ? lineColumn(body, offset) : undefined;
       const detail = reason.replace(/ in JSON at position \d+(?: \(line \d+ column \d+\))?/, '');
       return failure([{
         code: 'IEO_MANIFEST_JSON',
@@ -163,6 +165,9 @@ export function normaliseSchemaVersion(value: unknown): SchemaVersion | undefine
 
 function versionIssue(value: unknown, path: string, twinName: string): ManifestIssue | undefined {
   if (value === undefined || normaliseSchemaVersion(value) !== undefined) return undefined;
+  if (typeof value === 'number') {
+    return { code: 'IEO_SCHEMA_VERSION', path: `${path}/schemaVersion`, message: `${twinName} schemaVersion must be a string such as "1.1", not the number ${value} (in YAML, quote it)` };
+  }
   return {
     code: 'IEO_SCHEMA_VERSION',
     path: `${path}/schemaVersion`,

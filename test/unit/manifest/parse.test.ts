@@ -86,6 +86,9 @@ describe('parseManifestText', () => {
     const [, line] = /line (\d+)/.exec(e?.message ?? '') ?? [];
     expect(Number(line)).toBeGreaterThanOrEqual(2);
   });
+  it('reports truncated JSON at its end', () => {
+    expect(errorsOf(parseManifestText('{\n  "a": [1,'))[0]?.message).toMatch(/^invalid JSON at line 2, column 11: /);
+  });
   it('refuses empty text', () => {
     expect(errorsOf(parseManifestText(' \n '))).toEqual([{ code: 'IEO_MANIFEST_JSON', path: '', message: 'the manifest is empty' }]);
   });
@@ -167,8 +170,10 @@ describe('schema versions', () => {
     const errors = errorsOf(parseDeploymentManifest(doc(agentDesired({ schemaVersion: v }))));
     expect(errors).toEqual([{ code: 'IEO_SCHEMA_VERSION', path: `${A}/schemaVersion`, message: expect.stringContaining('use "1.0" or "1.1"') }]);
   });
-  it('refuses a numeric schemaVersion', () => {
-    expect(errorsOf(parseDeploymentManifest(doc(agentDesired({ schemaVersion: 1.1 }))))[0]?.code).toBe('IEO_SCHEMA_VERSION');
+  it('refuses a numeric schemaVersion, with a hint for YAML', () => {
+    expect(errorsOf(parseDeploymentManifest(doc(agentDesired({ schemaVersion: 1.1 }))))).toEqual([
+      { code: 'IEO_SCHEMA_VERSION', path: `${A}/schemaVersion`, message: '$edgeAgent schemaVersion must be a string such as "1.1", not the number 1.1 (in YAML, quote it)' },
+    ]);
   });
   it('refuses $edgeHub schemaVersion 1.2 (mqttBroker) with IEO_SCHEMA_VERSION', () => {
     expect(errorsOf(parseDeploymentManifest(doc(agentDesired(), hubDesired(undefined, { schemaVersion: '1.2' }))))).toEqual([
