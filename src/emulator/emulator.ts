@@ -14,7 +14,7 @@ import { HubError } from './errors.ts';
 import { FaultRules } from './faults.ts';
 import type { FaultWindow, IdentityFilter } from './faults.ts';
 import { identityKey, MqttHub } from './mqtt.ts';
-import type { Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
+import type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
 import { IdentityRegistry, isSystemModule } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
 import { restHandler, twinJson } from './rest.ts';
@@ -23,7 +23,7 @@ import type { PemPair } from './tls.ts';
 import { applyServicePatch, isJsonObject, replaceDesired } from './twin.ts';
 import type { JsonObject } from './twin.ts';
 
-export type { Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
+export type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
 export type { PemPair } from './tls.ts';
 export type { JsonObject } from './twin.ts';
 
@@ -70,7 +70,9 @@ export interface HubAdmin {
   clearMessages(): void;
   /** Resolves with the first captured message (already captured or future) that matches. */
   waitForMessage(predicate: (m: TelemetryMessage) => boolean, timeoutMs?: number): Promise<TelemetryMessage>;
-  connections(): Array<Identity & { connectedAt: string }>;
+  connections(): ConnectionInfo[];
+  /** Resolves once the identity is connected and subscribed to a filter matching `topic` (e.g. a desired-patch topic). */
+  waitForSubscription(identity: Identity, topic: string, timeoutMs?: number): Promise<void>;
   /** Closes matching MQTT connections (all without a filter); sessions are kept. Returns how many. */
   dropConnections(filter?: IdentityFilter): number;
   /** Drops (never sends) matching desired notifications; the twin still changes. */
@@ -188,7 +190,7 @@ export class HubEmulator extends EventEmitter {
       refuseConnack: (identity) => (this.refuseRules.take(identity ?? {}) === 'connack' ? 3 : undefined),
       log: (message, fields) => this.log(message, fields),
     });
-    for (const event of ['connected', 'disconnected', 'connectRefused', 'tokenExpired', 'telemetry', 'reportedPatch']) {
+    for (const event of ['connected', 'disconnected', 'subscribed', 'connectRefused', 'tokenExpired', 'telemetry', 'reportedPatch']) {
       this.mqtt.on(event, (...args: unknown[]) => this.emit(event, ...args));
     }
 
@@ -389,6 +391,7 @@ export class HubEmulator extends EventEmitter {
           this.on('telemetry', onMessage);
         }),
       connections: () => this.mqtt.connectedIdentities(),
+      waitForSubscription: (identity, topic, timeoutMs = 30_000) => this.mqtt.waitForSubscription(identity, topic, timeoutMs),
       dropConnections: (filter) => this.dropConnections(filter),
       dropDesiredNotifications: (window, filter) => this.dropRules.add(true, window, filter),
       delayDesiredNotifications: (delayMs, window, filter) => {

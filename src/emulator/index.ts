@@ -1,6 +1,7 @@
 // The IoT Hub emulator's public API (see docs/emulator.md).
 export { HubEmulator, startHubEmulator } from './emulator.ts';
 export type {
+  ConnectionInfo,
   DesiredNotificationMode,
   DesiredNotificationRecord,
   HubAdmin,

@@ -50,7 +50,14 @@ export interface MqttHubOptions {
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** One accepted MQTT connection; `connectionId` tells a reconnect from the connection it replaced. */
+export interface ConnectionInfo extends Identity {
+  connectionId: number;
+  connectedAt: string;
+}
+
 interface Connection {
+  connectionId: number;
   identity: Identity;
   expiry: number;
   expiryTimer: NodeJS.Timeout | undefined;
@@ -112,6 +119,7 @@ export class MqttHub extends EventEmitter {
   private readonly current = new Map<string, Client>();
   private readonly pendingMethods = new Map<string, (result: MethodResult) => void>();
   private methodCounter = 0;
+  private connectionCounter = 0;
   readonly telemetry: TelemetryMessage[] = [];
 
   constructor(options: MqttHubOptions) {
@@ -132,7 +140,7 @@ export class MqttHub extends EventEmitter {
     this.broker.on('clientDisconnect', (client) => this.onGone(client));
     this.broker.on('subscribe', (_subs, client) => {
       const c = this.connections.get(client);
-      if (c) this.emit('subscribed', c.identity);
+      if (c) this.emit('subscribed', this.info(c));
     });
   }
 
@@ -150,11 +158,15 @@ export class MqttHub extends EventEmitter {
     return this.current.get(identityKey(identity));
   }
 
-  connectedIdentities(): Array<Identity & { connectedAt: string }> {
+  connectedIdentities(): ConnectionInfo[] {
     return [...this.current.values()].flatMap((client) => {
       const c = this.connections.get(client);
-      return c ? [{ ...c.identity, connectedAt: c.connectedAt }] : [];
+      return c ? [this.info(c)] : [];
     });
+  }
+
+  private info(c: Connection): ConnectionInfo {
+    return { ...c.identity, connectionId: c.connectionId, connectedAt: c.connectedAt };
   }
 
   /** Closes the connections of the matching identities (all when no filter); their sessions stay. */
@@ -219,7 +231,9 @@ export class MqttHub extends EventEmitter {
     });
   }
 
-  private waitForSubscription(identity: Identity, topic: string, timeoutMs: number): Promise<void> {
+  /** Resolves once the identity is connected and subscribed to a filter matching `topic`. */
+  waitForSubscription(identity: Identity, topic: string, timeoutMs: number): Promise<void> {
+    if (this.isSubscribed(identity, topic)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = () => {
         if (!this.isSubscribed(identity, topic)) return;
@@ -261,7 +275,7 @@ export class MqttHub extends EventEmitter {
     try {
       if (!identity) throw new HubError('IotHubUnauthorizedAccess', `client id "${client.id}" is not deviceId or deviceId/moduleId`);
       const expiry = this.checkCredentials(identity, username, password);
-      this.connections.set(client, { identity, expiry, expiryTimer: undefined, connectedAt: new Date().toISOString() });
+      this.connections.set(client, { connectionId: ++this.connectionCounter, identity, expiry, expiryTimer: undefined, connectedAt: new Date().toISOString() });
       done(null, true);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -312,7 +326,7 @@ export class MqttHub extends EventEmitter {
     this.current.set(identityKey(c.identity), client);
     this.armExpiry(client, c);
     this.options.log('connected', { identity: identityKey(c.identity), clean: client.clean });
-    this.emit('connected', c.identity);
+    this.emit('connected', this.info(c));
   }
 
   private armExpiry(client: Client, c: Connection): void {
@@ -323,7 +337,7 @@ export class MqttHub extends EventEmitter {
         return;
       }
       this.options.log('token expired; disconnecting', { identity: identityKey(c.identity) });
-      this.emit('tokenExpired', c.identity);
+      this.emit('tokenExpired', this.info(c));
       client.close();
     }, Math.max(0, Math.min(ms, maxTimer)));
     c.expiryTimer.unref();
@@ -341,7 +355,7 @@ export class MqttHub extends EventEmitter {
     const key = identityKey(c.identity);
     if (this.current.get(key) === client) this.current.delete(key);
     this.options.log('disconnected', { identity: key });
-    this.emit('disconnected', c.identity);
+    this.emit('disconnected', this.info(c));
   }
 
   // ---- topics
