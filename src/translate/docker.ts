@@ -37,7 +37,7 @@ const volumeNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** Docker's -v syntax: "name:/ctr[:opts]" (named volume) or "/host:/ctr[:opts]" (host path). */
 export function parseBind(bind: string): ParsedBind | string {
   const parts = bind.split(':');
-  if (/^[A-Za-z]:[\\/]/.test(bind)) return 'Windows host paths cannot be mounted on Linux nodes';
+  if (/^[A-Za-z]:\\/.test(bind)) return 'Windows host paths cannot be mounted on Linux nodes';
   if (parts.length < 2 || parts.length > 3) return 'expected source:target[:options]';
   const [source = '', target = '', options = ''] = parts;
   if (!target.startsWith('/')) return `the target ${JSON.stringify(target)} is not an absolute path`;

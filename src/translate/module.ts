@@ -130,6 +130,10 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   const limits: Record<string, string> = {};
   const requests: Record<string, string> = {};
 
+  // A privileged container already holds every capability and device, so once the policy grants
+  // privileged, CapAdd and Devices ask for nothing more and are not checked separately.
+  const hcRaw = isObject(co.HostConfig) ? co.HostConfig : {};
+  const privilegedGranted = ctx.settings.allowPrivileged && (hcRaw.Privileged === true || ext.securityContext?.privileged === true);
   const invalid = (at: string, field: string, expected: string) =>
     issues.error('IEO_CREATE_OPTION_VALUE', at, `module ${JSON.stringify(spec.id)}: createOptions ${field} ${expected}`);
   const policy = (decision: PolicyDecision, at: string, field: string): boolean => {
@@ -305,7 +309,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
         }
         const caps = value.map((c) => c.toUpperCase().replace(/^CAP_/, ''));
         if (caps.length === 0) break;
-        if (key === 'CapAdd' && !policy(checkAddedCapabilities(ctx.settings, caps), at, field)) break;
+        if (key === 'CapAdd' && !privilegedGranted && !policy(checkAddedCapabilities(ctx.settings, caps), at, field)) break;
         const capabilities: V1Capabilities = (containerSecurity.capabilities ??= {});
         capabilities[key === 'CapAdd' ? 'add' : 'drop'] = caps;
         break;
@@ -378,6 +382,9 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
       case 'RestartPolicy':
         issues.unsupported(at, field, "the module's restartPolicy decides restarts, as with edgeAgent");
         break;
+      case 'Runtime':
+        issues.unsupported(at, `${field} ${JSON.stringify(value)}`, 'set k8s.runtimeClassName to a RuntimeClass of the cluster; NVIDIA GPUs come from DeviceRequests as nvidia.com/gpu');
+        break;
       case 'CpuShares':
         issues.unsupported(at, field, 'Docker CPU shares are a relative weight with no Kubernetes equivalent; set k8s.resources.requests.cpu');
         break;
@@ -406,7 +413,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   if (ext.securityContext) {
     const sc = ext.securityContext;
     if (sc.privileged) policy(checkPrivileged(ctx.settings, true), `${base}/k8s/securityContext/privileged`, 'k8s.securityContext.privileged');
-    const added = sc.capabilities?.add ?? [];
+    const added = privilegedGranted ? [] : (sc.capabilities?.add ?? []);
     policy(checkAddedCapabilities(ctx.settings, added), `${base}/k8s/securityContext/capabilities/add`, 'k8s.securityContext.capabilities.add');
     Object.assign(containerSecurity, sc);
   }
@@ -522,7 +529,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     }
     const hostPath = device.PathOnHost;
     const containerPath = isString(device.PathInContainer) && device.PathInContainer !== '' ? device.PathInContainer : hostPath;
-    if (!policy(checkDevice(ctx.settings, hostPath), at, field)) return;
+    if (!privilegedGranted && !policy(checkDevice(ctx.settings, hostPath), at, field)) return;
     if (isString(device.CgroupPermissions) && device.CgroupPermissions !== '' && device.CgroupPermissions !== 'rwm') {
       issues.unsupported(`${at}/CgroupPermissions`, `${field}.CgroupPermissions`, 'Kubernetes cannot narrow a device cgroup rule');
     }
