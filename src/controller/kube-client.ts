@@ -355,7 +355,7 @@ export class KubeClient {
  * Turns a watch response body into events; an ERROR event is thrown as a KubeApiError carrying its code
  * (410 → isGone). `path` only labels errors.
  */
-export async function* decodeWatchStream<T>(chunks: AsyncIterable<Buffer | string>, path: string): AsyncGenerator<WatchEvent<T>, void, undefined> {
+export async function* decodeWatchStream<T>(chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, path: string): AsyncGenerator<WatchEvent<T>, void, undefined> {
   const decoder = new StringDecoder('utf8');
   const parser = new WatchEventParser<T>();
   for await (const chunk of chunks) {
