@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the SDKs type response bodies loosely; these tests read untyped JSON */
 // The service side against the real azure-iothub package: registry, module identities, module twins,
 // REST auth, and the device-scoped calls the edge security daemon makes.
 import { execFile } from 'node:child_process';
