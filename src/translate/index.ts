@@ -174,7 +174,8 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
         ? { name: 'EdgeDeviceHostName', value: settings.edgeHubServiceName, overridable: true }
         : { name: 'IOTEDGE_GATEWAYHOSTNAME', value: settings.edgeHubServiceName, overridable: false },
       ...(input.hubHostName !== '' ? [{ name: 'IOTEDGE_IOTHUBHOSTNAME', value: input.hubHostName, overridable: false }] : []),
-      { name: 'IOTEDGE_MODULEID', value: spec.id, overridable: false },
+      // edgeHub's module identity in IoT Hub is "$edgeHub", whatever id the manifest model gives it.
+      { name: 'IOTEDGE_MODULEID', value: isEdgeHub ? '$edgeHub' : spec.id, overridable: false },
       { name: 'RuntimeLogLevel', value: settings.runtimeLogLevel, overridable: true },
     ];
     draft.container.env = moduleEnv(spec, path, runtimeEnv, moduleIssues);

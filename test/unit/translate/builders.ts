@@ -20,7 +20,7 @@ export function moduleSpec(id: string, overrides: Partial<ModuleSpec> = {}): Mod
 }
 
 export function edgeHubSpec(overrides: Partial<ModuleSpec> = {}): ModuleSpec {
-  return moduleSpec('$edgeHub', { system: true, startupOrder: 0, image: 'mcr.microsoft.com/azureiotedge-hub:1.5', ...overrides });
+  return moduleSpec('edgeHub', { system: true, startupOrder: 0, image: 'mcr.microsoft.com/azureiotedge-hub:1.5', ...overrides });
 }
 
 export function manifest(modules: ModuleSpec[], options: { edgeHub?: ModuleSpec | null; routes?: DeploymentManifest['hub']['routes']; registryCredentials?: DeploymentManifest['agent']['runtime']['settings']['registryCredentials'] } = {}): DeploymentManifest {

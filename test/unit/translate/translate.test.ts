@@ -137,7 +137,7 @@ describe('restartPolicy, status and imagePullPolicy', () => {
 
   it('reports startupOrder and orders the plan by it', () => {
     const r = value(translate(input(manifest([moduleSpec('late', { startupOrder: 10 }), moduleSpec('early', { startupOrder: 1 })]))));
-    expect(r.modules.map((m) => [m.id, m.startupOrder])).toEqual([['$edgeHub', 0], ['early', 1], ['late', 10]]);
+    expect(r.modules.map((m) => [m.id, m.startupOrder])).toEqual([['edgeHub', 0], ['early', 1], ['late', 10]]);
   });
 });
 
@@ -488,7 +488,7 @@ describe('edgeHub and edgeAgent', () => {
     const r = value(translate(input(manifest([]))));
     expect(r.edgeAgent.image).toBe('mcr.microsoft.com/azureiotedge-agent:1.5');
     expect(r.objects.some((o) => o.metadata?.name?.includes('agent'))).toBe(false);
-    expect(r.modules.map((m) => m.id)).toEqual(['$edgeHub']);
+    expect(r.modules.map((m) => m.id)).toEqual(['edgeHub']);
   });
 
   it('edgeHub keeps its own createOptions (PortBindings publish the hub)', () => {
