@@ -65,8 +65,18 @@ export function manifestFromResource(spec: EdgeDeploymentSpec, basePath = '/spec
     const why = spec.iotHub ? 'the $edgeAgent twin has not been read from IoT Hub yet' : 'spec.agent is required without spec.iotHub';
     return { ok: false, errors: [{ code: 'IEO_EMPTY_CONFIG', path: `${basePath}/agent`, message: `the EdgeDeployment has no agent: ${why}` }], warnings: [] };
   }
+  const inlinePasswords = Object.entries(spec.agent.runtime?.settings?.registryCredentials ?? {})
+    .filter(([, credential]) => isObject(credential) && 'password' in credential)
+    .map(([name]): ManifestIssue => ({
+      code: 'IEO_MANIFEST_SCHEMA',
+      path: pointerJoin(`${basePath}/agent/runtime/settings/registryCredentials`, name, 'password'),
+      message: `registry credential '${name}': passwords are not allowed in an EdgeDeployment; put it in a Secret and name it with passwordSecretRef`,
+    }));
   const outcome = parseDesiredProperties(desiredAgent(spec.agent), spec.hub ? desiredHub(spec.hub) : undefined);
   const move = (issues: ManifestIssue[]) => issues.map((i) => moveIssue(i, basePath));
+  if (inlinePasswords.length > 0) {
+    return { ok: false, errors: [...inlinePasswords, ...(outcome.ok ? [] : move(outcome.errors))], warnings: move(outcome.warnings) };
+  }
   return outcome.ok
     ? { ok: true, value: outcome.value, warnings: move(outcome.warnings) }
     : { ok: false, errors: move(outcome.errors), warnings: move(outcome.warnings) };

@@ -157,6 +157,16 @@ describe('manifestFromResource', () => {
     });
   });
 
+  it('refuses an inline registry password without repeating it', () => {
+    const spec = editedExample((s) => {
+      const credential = { address: 'acr.example.io', username: 'u', password: 'hunter2', passwordSecretRef: { name: 'regcred', key: 'acr' } };
+      if (s.agent) s.agent.runtime = { settings: { registryCredentials: { acr: credential as never } } };
+    });
+    const outcome = manifestFromResource(spec);
+    expect(outcome).toMatchObject({ ok: false, errors: [{ code: 'IEO_MANIFEST_SCHEMA', path: '/spec/agent/runtime/settings/registryCredentials/acr/password' }] });
+    expect(JSON.stringify(outcome)).not.toContain('hunter2');
+  });
+
   it('reports faults at /spec/agent/... and /spec/hub/... paths', () => {
     const spec = editedExample((s) => {
       const sensor = s.agent?.modules?.SimulatedTemperatureSensor;
