@@ -54,6 +54,19 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+
+function isQuantityMap(value: unknown): value is Record<string, string | number> {
+  return isObject(value) && Object.values(value).every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)));
+}
+
+/** Kubernetes quantities are strings; a bare number in JSON is accepted and written as one. */
+function quantities(value: Record<string, string | number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
+}
+
 function isStringMap(value: unknown): value is Record<string, string> {
   return isObject(value) && Object.values(value).every((v) => typeof v === 'string');
 }
@@ -79,17 +92,31 @@ export function parseK8sExtensions(raw: unknown, path: string, issues: Issues): 
         else bad(key, 'an array of tolerations');
         break;
       case 'volumes':
-        if (Array.isArray(value) && value.every((v) => isObject(v) && typeof v.name === 'string')) ext.volumes = value as V1Volume[];
-        else bad(key, 'an array of volumes, each with a name');
+        if (Array.isArray(value) && value.every((v) => isObject(v) && typeof v.name === 'string' && (v.hostPath === undefined || (isObject(v.hostPath) && typeof v.hostPath.path === 'string')))) {
+          ext.volumes = value as V1Volume[];
+        }
+        else bad(key, 'an array of volumes, each with a name (and a hostPath, if any, with a path)');
         break;
       case 'volumeMounts':
         if (Array.isArray(value) && value.every((v) => isObject(v) && typeof v.name === 'string' && typeof v.mountPath === 'string')) {
           ext.volumeMounts = value as V1VolumeMount[];
         } else bad(key, 'an array of volume mounts, each with a name and a mountPath');
         break;
-      case 'affinity':
       case 'resources':
+        if (isObject(value) && ['limits', 'requests'].every((k) => value[k] === undefined || isQuantityMap(value[k]))) {
+          ext.resources = Object.fromEntries(
+            ['limits', 'requests'].filter((k) => value[k] !== undefined).map((k) => [k, quantities(value[k] as Record<string, string | number>)]),
+          );
+        } else bad(key, 'an object whose limits and requests map resource names to quantities');
+        break;
       case 'securityContext':
+        if (!isObject(value)) bad(key, 'an object');
+        else if (value.privileged !== undefined && typeof value.privileged !== 'boolean') bad('securityContext', 'an object whose privileged is true or false');
+        else if (value.capabilities !== undefined && !(isObject(value.capabilities) && ['add', 'drop'].every((k) => (value.capabilities as Record<string, unknown>)[k] === undefined || isStringArray((value.capabilities as Record<string, unknown>)[k])))) {
+          bad('securityContext', 'an object whose capabilities.add and capabilities.drop are arrays of capability names');
+        } else ext.securityContext = value as V1SecurityContext;
+        break;
+      case 'affinity':
       case 'podSecurityContext':
       case 'strategy':
         if (isObject(value)) (ext as Record<string, unknown>)[key] = value;

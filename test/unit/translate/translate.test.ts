@@ -566,6 +566,9 @@ describe('k8s extensions', () => {
       ['IEO_K8S_EXTENSION', '/probes/liveness'],
       ['IEO_K8S_EXTENSION', '/volumeMounts/0/name'],
     ]);
+    const inner = errors(one(moduleSpec('m', co({ k8s: { securityContext: { capabilities: { add: 'NET_ADMIN' } }, resources: { limits: 'lots' }, volumes: [{ name: 'h', hostPath: {} }] } }))));
+    expect(inner.map((x) => x.path.split('/k8s')[1])).toEqual(['/securityContext', '/resources', '/volumes']);
+    expect(container(value(one(moduleSpec('m', co({ k8s: { resources: { limits: { cpu: 2 } } } })))), 'm').resources).toEqual({ limits: { cpu: '2' } });
     const outcome = one(moduleSpec('m', co({ k8s: { hostAliases: [] } })));
     expect(codes(outcome.warnings)).toEqual(['IEO_W_UNSUPPORTED_CREATE_OPTION']);
   });
