@@ -14,6 +14,7 @@ const subcommands: Record<string, Subcommand> = {
   validate: async (s) => (await import('./validate.ts')).validateCommand(s),
   convert: async (s) => (await import('./convert.ts')).convertCommand(s),
   render: async (s) => (await import('./render.ts')).renderCommand(s),
+  'hub-emulator': async () => (await import('./hub-emulator.ts')).hubEmulatorCommand(),
 };
 
 /** The subcommand named on the command line, if it is one we know: then only that one is loaded. */
