@@ -17,7 +17,7 @@ export const defaultClusterDir = join(repoRoot, '.cluster');
 export const workerNodeName = 'edge-worker-0';
 
 /** Processes in start order; they are stopped in reverse. */
-const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'volume-provisioner'] as const;
 type Component = (typeof components)[number];
 
 export interface ClusterState {
@@ -98,6 +98,11 @@ function kubeconfigYaml(server: string, pki: string): string {
   });
 }
 
+/** The executable of a component: its binary, or node for the project's own volume provisioner. */
+function programOf(state: Pick<ClusterState, 'bin'>, name: Component): string {
+  return name === 'volume-provisioner' ? process.execPath : join(state.bin, name);
+}
+
 function startProcess(dir: string, name: Component, binary: string, args: string[]): number {
   const out = openSync(join(dir, 'log', `${name}.log`), 'a');
   // Detached so the cluster outlives `cluster:up`; its PID is recorded so `cluster:down` stops exactly it.
@@ -133,11 +138,12 @@ export async function kubectl(state: Pick<ClusterState, 'bin' | 'kubeconfig'>, a
 }
 
 /** True when this PID is alive and still runs the binary we started (guards against PID reuse). */
-export function isOurProcess(pid: number | undefined, binary: string): boolean {
+export function isOurProcess(pid: number | undefined, binary: string, dir?: string): boolean {
   if (!pid) return false;
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.split('\0')[0] === binary;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // A process of ours was given this cluster's directory (its kubeconfig or data dir) in its arguments.
+    return argv[0] === binary && (dir === undefined || argv.some((a) => a.includes(dir)));
   } catch {
     return false;
   }
@@ -248,7 +254,9 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
     ]);
     save();
-    await kubectl(state, ['apply', '-f', '-'], toYaml(workerNode()));
+    await kubectl(state, ['apply', '-f', '-'], [workerNode(), defaultStorageClass()].map((o) => toYaml(o)).join('---\n'));
+    state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath, [join(here, 'volume-provisioner.ts'), kubeconfig]);
+    save();
     await waitFor('the worker node to be Ready', async () =>
       (await kubectl(state, ['get', 'node', workerNodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True',
     );
@@ -287,15 +295,28 @@ function workerNode() {
   };
 }
 
+/** The default class: claims get volumes from the project's volume provisioner (see volume-provisioner.ts). */
+function defaultStorageClass() {
+  return {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: 'standard', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: 'kwok.iotedge-operator.io/local',
+    reclaimPolicy: 'Retain',
+    volumeBindingMode: 'Immediate',
+  };
+}
+
 async function stopProcesses(state: ClusterState): Promise<void> {
-  const running = [...components].reverse().filter((name) => isOurProcess(state.pids[name], join(state.bin, name)));
+  const ours = (name: Component) => isOurProcess(state.pids[name], programOf(state, name), state.dir);
+  const running = [...components].reverse().filter(ours);
   for (const name of running) process.kill(state.pids[name]!, 'SIGTERM');
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && running.some((name) => isOurProcess(state.pids[name], join(state.bin, name)))) {
+  while (Date.now() < deadline && running.some(ours)) {
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const name of running) {
-    if (isOurProcess(state.pids[name], join(state.bin, name))) process.kill(state.pids[name]!, 'SIGKILL');
+    if (ours(name)) process.kill(state.pids[name]!, 'SIGKILL');
   }
 }
 
@@ -315,7 +336,7 @@ export interface ComponentStatus {
 }
 
 export function componentStatus(state: ClusterState): ComponentStatus[] {
-  return components.map((name) => ({ name, pid: state.pids[name], running: isOurProcess(state.pids[name], join(state.bin, name)) }));
+  return components.map((name) => ({ name, pid: state.pids[name], running: isOurProcess(state.pids[name], programOf(state, name), state.dir) }));
 }
 
 /** A running cluster in `dir` whose every process is alive and whose API server answers. */

@@ -88,9 +88,9 @@ export class EdgeDeploymentReconciler {
       settings: this.o.settings,
       registryPasswords: passwords.values,
     });
-    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors), conditionReasons.invalidDesiredState);
+    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(atResourcePath)), conditionReasons.invalidDesiredState);
 
-    const warnings = [...parsed.warnings, ...translated.warnings];
+    const warnings = [...parsed.warnings, ...translated.warnings.map(atResourcePath)];
     const plan = translated.value;
     // Claims first, so a workload never waits on a volume the same pass would create.
     const desiredObjects: KubernetesObject[] = [...plan.volumeClaims, ...plan.objects].map((o) => toWire(o));
@@ -346,6 +346,14 @@ export class EdgeDeploymentReconciler {
       contentType: 'application/apply-patch+yaml',
     });
   }
+}
+
+/** Translation names faults by their place in a deployment manifest; a resource's user needs the spec path. */
+function atResourcePath(issue: ManifestIssue): ManifestIssue {
+  const path = issue.path
+    .replace(/^\/modulesContent\/\$edgeAgent\/properties\.desired/, '/spec/agent')
+    .replace(/^\/modulesContent\/\$edgeHub\/properties\.desired/, '/spec/hub');
+  return { ...issue, path, message: issue.message.split(issue.path).join(path) };
 }
 
 function invalidFrom(errors: readonly ManifestIssue[]): Invalid {

@@ -85,6 +85,19 @@ describe('local control plane', () => {
     });
   });
 
+  it('binds a PersistentVolumeClaim of the default StorageClass', async () => {
+    await cluster.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } } },
+    });
+    const claim = await eventually('the claim to bind', async () => {
+      const c = await cluster.core.readNamespacedPersistentVolumeClaim({ name: 'data', namespace: ns });
+      return c.status?.phase === 'Bound' ? c : undefined;
+    });
+    expect(claim.spec?.storageClassName).toBe('standard');
+    expect(claim.status?.capacity?.storage).toBe('2Gi');
+  });
+
   describe('fault stages', () => {
     it('crashloop: CrashLoopBackOff with a growing restartCount and last exit code 1', async () => {
       await cluster.core.createNamespacedPod({ namespace: ns, body: barePod('crash', 'crashloop') });

@@ -1,0 +1,201 @@
+// `iotedge-operator run`: the operator process. Every flag also reads an environment variable, so the
+// Helm chart and plain manifests configure it the same way.
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { OperatorManager } from '../controller/manager.ts';
+import { defaultSettings, type OperatorSettings } from '../translate/settings.ts';
+import { createLogger, isLogLevel, type Logger } from '../runtime/logger.ts';
+import { OperatorMetrics, describeApiRequest } from '../runtime/metrics.ts';
+import { HealthChecks, startOperatorEndpoints } from '../runtime/health.ts';
+import { LeaderElector, defaultIdentity } from '../runtime/leader-election.ts';
+import { onShutdownSignal } from '../runtime/shutdown.ts';
+
+const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export interface RunFlags {
+  kubeconfig?: string;
+  namespaces: string;
+  allowPrivileged: boolean;
+  allowHostNetwork: boolean;
+  allowHostPid: boolean;
+  allowHostIpc: boolean;
+  allowHostPath: boolean;
+  allowAddedCapabilities: boolean;
+  allowDevices: boolean;
+  storageClass?: string;
+  volumeSize: string;
+  volumeAccessMode: OperatorSettings['storage']['accessMode'];
+  deleteVolumesWithModules: boolean;
+  portBindingServiceType: OperatorSettings['portBindingServiceType'];
+  networkPolicies: boolean;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  healthProbeBindAddress: string;
+  metricsBindAddress: string;
+  concurrency: string;
+  logLevel: string;
+  hubHostName?: string;
+}
+
+const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('run the operator: reconcile EdgeDeployments into Kubernetes objects')
+    .addOption(flag('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig to use; in a pod the in-cluster config is used when absent'))
+    .addOption(flag('--namespaces <list>', 'IOTEDGE_OPERATOR_NAMESPACES', '"all", "own" (the operator\'s namespace) or a comma-separated list').default('all'))
+    .addOption(flag('--allow-privileged', 'IOTEDGE_OPERATOR_ALLOW_PRIVILEGED', 'allow privileged modules').default(false))
+    .addOption(flag('--allow-host-network', 'IOTEDGE_OPERATOR_ALLOW_HOST_NETWORK', 'allow NetworkMode host').default(false))
+    .addOption(flag('--allow-host-pid', 'IOTEDGE_OPERATOR_ALLOW_HOST_PID', 'allow PidMode host').default(false))
+    .addOption(flag('--allow-host-ipc', 'IOTEDGE_OPERATOR_ALLOW_HOST_IPC', 'allow IpcMode host').default(false))
+    .addOption(flag('--allow-host-path', 'IOTEDGE_OPERATOR_ALLOW_HOST_PATH', 'allow host path binds').default(false))
+    .addOption(flag('--allow-added-capabilities', 'IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES', 'allow CapAdd').default(false))
+    .addOption(flag('--allow-devices', 'IOTEDGE_OPERATOR_ALLOW_DEVICES', 'allow HostConfig.Devices').default(false))
+    .addOption(flag('--storage-class <name>', 'IOTEDGE_OPERATOR_STORAGE_CLASS', 'StorageClass for named volumes (default: the cluster default)'))
+    .addOption(flag('--volume-size <quantity>', 'IOTEDGE_OPERATOR_VOLUME_SIZE', 'size of a named volume\'s PVC').default(defaultSettings.storage.defaultVolumeSize))
+    .addOption(flag('--volume-access-mode <mode>', 'IOTEDGE_OPERATOR_VOLUME_ACCESS_MODE', 'access mode of named volumes').choices(['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany']).default(defaultSettings.storage.accessMode))
+    .addOption(flag('--delete-volumes-with-modules', 'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'delete a named volume\'s PVC when no module uses it and with its EdgeDeployment (default: retain)').default(false))
+    .addOption(flag('--port-binding-service-type <type>', 'IOTEDGE_OPERATOR_PORT_BINDING_SERVICE_TYPE', 'Service type for PortBindings').choices(['LoadBalancer', 'NodePort', 'ClusterIP']).default(defaultSettings.portBindingServiceType))
+    .addOption(flag('--no-network-policies', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'do not create NetworkPolicies'))
+    .addOption(flag('--leader-elect', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'elect a leader on a Lease before reconciling (run more than one replica)').default(false))
+    .addOption(flag('--leader-election-namespace <ns>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_NAMESPACE', 'namespace of the Lease (default: the operator\'s own)'))
+    .addOption(flag('--leader-election-id <name>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_ID', 'name of the Lease').default('iotedge-operator'))
+    .addOption(flag('--health-probe-bind-address <addr>', 'IOTEDGE_OPERATOR_HEALTH_PROBE_BIND_ADDRESS', '/healthz and /readyz address ("0" disables)').default('127.0.0.1:8081'))
+    .addOption(flag('--metrics-bind-address <addr>', 'IOTEDGE_OPERATOR_METRICS_BIND_ADDRESS', '/metrics address ("0" disables)').default('127.0.0.1:8080'))
+    .addOption(flag('--concurrency <n>', 'IOTEDGE_OPERATOR_CONCURRENCY', 'EdgeDeployments reconciled at once').default('4'))
+    .addOption(flag('--log-level <level>', 'IOTEDGE_OPERATOR_LOG_LEVEL', 'trace, debug, info, warn, error').default('info'))
+    .addOption(flag('--hub-host-name <host>', 'IOTEDGE_OPERATOR_HUB_HOST_NAME', 'IoT Hub host name given to modules when an EdgeDeployment has no IoT Hub binding'))
+    .action(async (flags: RunFlags) => {
+      await runOperator(flags);
+    });
+}
+
+export function settingsFromFlags(flags: RunFlags): OperatorSettings {
+  return {
+    ...defaultSettings,
+    allowPrivileged: flags.allowPrivileged,
+    allowHostNetwork: flags.allowHostNetwork,
+    allowHostPid: flags.allowHostPid,
+    allowHostIpc: flags.allowHostIpc,
+    allowHostPath: flags.allowHostPath,
+    allowAddedCapabilities: flags.allowAddedCapabilities,
+    allowDevices: flags.allowDevices,
+    storage: {
+      ...defaultSettings.storage,
+      ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
+      defaultVolumeSize: flags.volumeSize,
+      accessMode: flags.volumeAccessMode,
+      retainVolumesOnModuleRemoval: !flags.deleteVolumesWithModules,
+    },
+    portBindingServiceType: flags.portBindingServiceType,
+    networkPolicies: flags.networkPolicies,
+  };
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+function ownNamespace(): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync(serviceAccountNamespaceFile, 'utf8').trim();
+  } catch {
+    throw new Error('cannot tell the operator\'s own namespace: set POD_NAMESPACE (the Helm chart does) or run in a pod');
+  }
+}
+
+export function parseNamespaces(value: string): 'all' | string[] {
+  const trimmed = value.trim();
+  if (trimmed === '' || trimmed === 'all') return 'all';
+  if (trimmed === 'own') return [ownNamespace()];
+  return trimmed.split(',').map((n) => n.trim()).filter(Boolean);
+}
+
+export async function runOperator(flags: RunFlags, logger?: Logger): Promise<void> {
+  if (!isLogLevel(flags.logLevel)) throw new Error(`--log-level: "${flags.logLevel}" is not a log level`);
+  const log = logger ?? createLogger({ level: flags.logLevel, name: 'iotedge-operator' });
+  const concurrency = Number(flags.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency: "${flags.concurrency}" is not a positive integer`);
+  const kc = loadKubeConfig(flags.kubeconfig);
+  const namespaces = parseNamespaces(flags.namespaces);
+  const metrics = new OperatorMetrics();
+  metrics.registerController('edgedeployment', concurrency);
+  const checks = new HealthChecks();
+  const queueHooks = metrics.queueHooks('edgedeployment');
+  const controllerHooks = metrics.controllerHooks('edgedeployment');
+  // The work queue reports a reconcile's result and then its duration; pair them in order.
+  const pendingResults: ('success' | 'error' | 'requeue_after')[] = [];
+  const manager = new OperatorManager({
+    kubeConfig: kc,
+    namespaces,
+    settings: settingsFromFlags(flags),
+    concurrency,
+    logger: log,
+    defaultHubHostName: flags.hubHostName,
+    queueMetrics: {
+      depth: queueHooks.onDepth,
+      addsTotal: queueHooks.onAdd,
+      queueDurationSeconds: queueHooks.onQueueLatency,
+      workDurationSeconds: queueHooks.onWorkDuration,
+      retriesTotal: queueHooks.onRetry,
+    },
+    reconcileMetrics: {
+      reconcileTotal: (result) => pendingResults.push(result),
+      reconcileTimeSeconds: (seconds) => controllerHooks.reconcileDone(pendingResults.shift() ?? 'success', seconds),
+      terminalReconcileErrorsTotal: controllerHooks.terminalError,
+      reconcilePanicsTotal: controllerHooks.panic,
+    },
+    onRequest: (method, path, code) => {
+      const { verb, resource } = describeApiRequest(method, path);
+      metrics.apiRequest(verb, resource, code);
+    },
+  });
+  checks.addReadinessCheck('informers-synced', () => manager.hasSynced());
+  const endpoints = await startOperatorEndpoints({
+    probeAddress: flags.healthProbeBindAddress,
+    metricsAddress: flags.metricsBindAddress,
+    checks,
+    metrics,
+    logger: log,
+  });
+  log.info({ namespaces, leaderElect: flags.leaderElect, concurrency }, 'iotedge-operator starting');
+
+  let elector: LeaderElector | undefined;
+  if (flags.leaderElect) {
+    elector = new LeaderElector({
+      coordination: kc.makeApiClient(CoordinationV1Api),
+      namespace: flags.leaderElectionNamespace ?? ownNamespace(),
+      name: flags.leaderElectionId,
+      identity: defaultIdentity(),
+      logger: log,
+      metrics,
+      onStartedLeading: async () => {
+        await manager.start();
+      },
+      onStoppedLeading: (reason) => {
+        if (reason === 'lost') {
+          // Another replica may already reconcile: stop at once rather than race it (controller-runtime exits too).
+          log.error('lost the leader lease; exiting so that no two replicas reconcile');
+          process.exit(1);
+        }
+      },
+    });
+    void elector.run();
+  } else {
+    await manager.start();
+  }
+
+  onShutdownSignal(async () => {
+    log.info('shutting down: no new work, finishing what is in flight');
+    await manager.stop();
+    await elector?.stop({ release: true });
+    await endpoints.stop();
+  }, { logger: log, name: 'operator' });
+}

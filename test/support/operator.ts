@@ -1,0 +1,83 @@
+// Runs the real operator (OperatorManager) in the test process, authenticated as a ServiceAccount that
+// holds exactly the rules in manifests/base/rbac.yaml, so a missing RBAC rule fails the tests.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { load, loadAll } from 'js-yaml';
+import { OperatorManager } from '../../src/controller/manager.ts';
+import { createLogger } from '../../src/runtime/logger.ts';
+import { defaultSettings, type OperatorSettings } from '../../src/translate/settings.ts';
+import { repoRoot } from '../../scripts/cluster/control-plane.ts';
+import { kubectl, type TestCluster } from './cluster.ts';
+
+let crdInstalled: Promise<void> | undefined;
+
+/** Installs the EdgeDeployment CRD (once per test file) and waits until it is served. */
+export function ensureCrd(cluster: TestCluster): Promise<void> {
+  crdInstalled ??= (async () => {
+    await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
+    await kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
+  })();
+  return crdInstalled;
+}
+
+/** A ServiceAccount bound to the operator's ClusterRole (and leader-election Role), and a kubeconfig for it. */
+export async function operatorKubeConfig(cluster: TestCluster, namespace: string): Promise<KubeConfig> {
+  const suffix = randomBytes(3).toString('hex');
+  const rbac = loadAll(readFileSync(join(repoRoot, 'manifests/base/rbac.yaml'), 'utf8')) as { kind: string; metadata: { name: string } }[];
+  const clusterRole = rbac.find((o) => o.kind === 'ClusterRole')!;
+  const role = rbac.find((o) => o.kind === 'Role')!;
+  const docs = [
+    clusterRole,
+    { ...role, metadata: { ...role.metadata, namespace } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'iotedge-operator', namespace } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',
+      metadata: { name: `iotedge-operator-test-${namespace}-${suffix}`, labels: { 'iotedge-operator.io/test': 'true' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata.name },
+      subjects: [{ kind: 'ServiceAccount', name: 'iotedge-operator', namespace }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding',
+      metadata: { name: 'iotedge-operator-leader-election', namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name },
+      subjects: [{ kind: 'ServiceAccount', name: 'iotedge-operator', namespace }],
+    },
+  ];
+  await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', '-'], docs.map((d) => JSON.stringify(d)).join('\n---\n'));
+  const token = (await kubectl(cluster, ['-n', namespace, 'create', 'token', 'iotedge-operator', '--duration=2h'])).trim();
+  const admin = load(readFileSync(cluster.kubeconfigPath, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[] };
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'local', server: admin.clusters[0]!.cluster.server, caData: admin.clusters[0]!.cluster['certificate-authority-data'] }],
+    users: [{ name: 'iotedge-operator', token }],
+    contexts: [{ name: 'operator', cluster: 'local', user: 'iotedge-operator', namespace }],
+    currentContext: 'operator',
+  });
+  return kc;
+}
+
+export interface RunningOperator {
+  manager: OperatorManager;
+  requests: { method: string; path: string; code: number | 'error' }[];
+  stop(): Promise<void>;
+}
+
+export async function startTestOperator(
+  kubeConfig: KubeConfig,
+  namespaces: string[],
+  settings: Partial<OperatorSettings> = {},
+): Promise<RunningOperator> {
+  const requests: RunningOperator['requests'] = [];
+  const manager = new OperatorManager({
+    kubeConfig,
+    namespaces,
+    settings: { ...defaultSettings, ...settings, storage: { ...defaultSettings.storage, ...settings.storage } },
+    concurrency: 4,
+    logger: createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.IOTEDGE_TEST_LOG_LEVEL as 'info'), name: 'operator-under-test' }),
+    onRequest: (method, path, code) => requests.push({ method, path, code }),
+  });
+  await manager.start();
+  return { manager, requests, stop: () => manager.stop(5_000) };
+}
