@@ -15,6 +15,7 @@ const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function convertCommand(streams: CliStreams = processStreams): Command {
   return new Command('convert')
+    .summary('turn a deployment.json into an EdgeDeployment (and a Secret for registry passwords)')
     .description(
       'Convert a deployment manifest (deployment.json) into an EdgeDeployment, printed as YAML for kubectl apply -f -. ' +
         'Registry passwords go into a Secret <name>-registry-credentials printed before it; createOptions become ' +

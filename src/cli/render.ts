@@ -24,6 +24,7 @@ function redactSecret(object: KubernetesObject): KubernetesObject {
 
 export function renderCommand(streams: CliStreams = processStreams): Command {
   return new Command('render')
+    .summary('print the Kubernetes objects the operator would apply')
     .description(
       'Print the Kubernetes objects the operator would apply for a deployment manifest or an EdgeDeployment, as ' +
         'multi-document YAML (Secret values replaced by REDACTED). Warnings and errors go to stderr.',

@@ -14,6 +14,7 @@ interface ValidateOptions {
 
 export function validateCommand(streams: CliStreams = processStreams): Command {
   return new Command('validate')
+    .summary('check a deployment manifest or EdgeDeployment; list every fault with its path')
     .description(
       'Check a deployment manifest (deployment.json) or an EdgeDeployment: the manifest rules edgeAgent applies, ' +
         "then the translation to Kubernetes under the operator's policy. Prints every fault as " +

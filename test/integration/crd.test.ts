@@ -1,10 +1,11 @@
 // The EdgeDeployment CRD against the real API server: it installs, explains itself, accepts the example,
 // rejects mistakes with the messages the CRD promises, and keeps status apart from spec.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { load } from 'js-yaml';
 import { edgeDeploymentCrdName } from '../../src/api/edge-deployment.ts';
+import { resourceFromManifest } from '../../src/manifest/resource.ts';
 import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { createTestNamespace, deleteTestNamespace, kubectl, testCluster } from '../support/cluster.ts';
 
@@ -179,6 +180,21 @@ describe('EdgeDeployment CRD on the API server', () => {
     ['unknown-field', (r: EdgeDeployment) => ((sensorOf(r) as unknown as Record<string, unknown>).replicas = 3), '.spec.agent.modules.SimulatedTemperatureSensor.replicas: field not declared in schema'],
   ])('rejects a bad %s (schema)', async (name, edit, message) => {
     expect(await rejection(variant(`bad-${name}`, edit))).toContain(message);
+  });
+
+  it('accepts what convert makes of every valid fixture manifest', async () => {
+    const dir = join(repoRoot, 'test/fixtures/manifests');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(10);
+    const refused: string[] = [];
+    for (const file of files) {
+      const converted = resourceFromManifest(readFileSync(join(dir, file), 'utf8'), { namespace: ns, name: `fixture-${file.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`.slice(0, 63).replace(/-+$/, '') });
+      if (!converted.ok) throw new Error(`${file} does not convert: ${JSON.stringify(converted.errors)}`);
+      await kubectl(cluster, ['apply', '--server-side', '--dry-run=server', '-n', ns, '-f', '-'], JSON.stringify(converted.value.resource)).catch((error: unknown) => {
+        refused.push(`${file}: ${String(error)}`);
+      });
+    }
+    expect(refused).toEqual([]);
   });
 
   it('keeps status in its own subresource, shown in the printer columns', async () => {
