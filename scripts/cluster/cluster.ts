@@ -1,7 +1,7 @@
 // Command line for the local control plane: up, down, status.
 import { relative } from 'node:path';
 import {
-  componentStatus, defaultClusterDir, healthyCluster, kubectl, readState, repoRoot, startControlPlane, stopControlPlane,
+  componentStatus, defaultClusterDir, healthyCluster, kubectl, readState, repoRoot, restartKwok, startControlPlane, stopControlPlane,
 } from './control-plane.ts';
 
 const command = process.argv[2];
@@ -43,10 +43,15 @@ async function down(): Promise<void> {
   console.log(stopped ? 'Stopped the local control plane and removed its data.' : 'No local control plane was running.');
 }
 
-const commands: Record<string, () => Promise<void>> = { up, down, status };
+async function reloadStages(): Promise<void> {
+  await restartKwok(defaultClusterDir);
+  console.log('Restarted KWOK with the current stages.');
+}
+
+const commands: Record<string, () => Promise<void>> = { up, down, status, 'reload-stages': reloadStages };
 const action = command ? commands[command] : undefined;
 if (!action) {
-  console.error(`usage: cluster.ts up|down|status   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
+  console.error(`usage: cluster.ts up|down|status|reload-stages   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
   process.exit(2);
 }
 action().catch((error: unknown) => {

@@ -247,12 +247,7 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
     await waitFor('kube-controller-manager /healthz', healthz(ports.controllerManager));
     await waitFor('kube-scheduler /healthz', healthz(ports.scheduler));
 
-    writeFileSync(join(dir, 'kwok.yaml'), kwokStages());
-    state.pids.kwok = startProcess(dir, 'kwok', join(bin, 'kwok'), [
-      `--kubeconfig=${kubeconfig}`, `--config=${join(dir, 'kwok.yaml')}`,
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-      '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
-    ]);
+    startKwok(state);
     save();
     await kubectl(state, ['apply', '-f', '-'], [workerNode(), defaultStorageClass()].map((o) => toYaml(o)).join('---\n'));
     state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath, [join(here, 'volume-provisioner.ts'), kubeconfig]);
@@ -271,6 +266,29 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
     await stopProcesses(state);
     throw error;
   }
+}
+
+function startKwok(state: ClusterState): void {
+  writeFileSync(join(state.dir, 'kwok.yaml'), kwokStages());
+  state.pids.kwok = startProcess(state.dir, 'kwok', join(state.bin, 'kwok'), [
+    `--kubeconfig=${state.kubeconfig}`, `--config=${join(state.dir, 'kwok.yaml')}`,
+    '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+    '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
+  ]);
+}
+
+/** Restarts KWOK alone, e.g. to load changed fault stages into a running cluster. */
+export async function restartKwok(dir: string): Promise<void> {
+  const state = readState(dir);
+  if (!state) throw new Error(`no control plane in ${dir}`);
+  await goModCacheEnv();
+  const pid = state.pids.kwok;
+  if (isOurProcess(pid, join(state.bin, 'kwok'), state.dir)) {
+    process.kill(pid!, 'SIGTERM');
+    while (isOurProcess(pid, join(state.bin, 'kwok'), state.dir)) await new Promise((r) => setTimeout(r, 100));
+  }
+  startKwok(state);
+  writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
 }
 
 /** The worker of the Azure Stack Edge Pro shape: one node, managed by KWOK, with a GPU to schedule GPU modules. */

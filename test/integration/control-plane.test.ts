@@ -16,7 +16,7 @@ afterAll(async () => {
 
 function barePod(name: string, fault?: string): V1Pod {
   return {
-    metadata: { name, labels: fault ? { 'iotedge-operator.io/kwok-fault': fault } : {} },
+    metadata: { name, annotations: fault ? { 'iotedge-operator.io/kwok-fault': fault } : {} },
     spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'example.invalid/app:1' }] },
   };
 }
