@@ -37,6 +37,9 @@ export interface UnfinishedWork {
 /** Per-controller hooks, for a reconciler that does not want to repeat its name. */
 export interface ControllerMetricsHooks {
   reconcileDone(result: ReconcileResult, seconds: number): void;
+  /** Result and duration separately, when the caller learns them at different moments. */
+  reconcileResult(result: ReconcileResult): void;
+  reconcileSeconds(seconds: number): void;
   terminalError(): void;
   panic(): void;
   workerBusy(): void;
@@ -210,8 +213,18 @@ export class OperatorMetrics {
 
   /** One reconciliation finished; an `error` result also counts in reconcile_errors_total. */
   reconcileDone(controller: string, result: ReconcileResult, seconds: number): void {
+    this.countReconcile(controller, result);
+    this.observeReconcileTime(controller, seconds);
+  }
+
+  /** The result half of reconcileDone, for a caller that reports result and duration separately. */
+  countReconcile(controller: string, result: ReconcileResult): void {
     this.#reconcileTotal.inc({ controller, result });
     if (result === 'error') this.#reconcileErrors.inc({ controller });
+  }
+
+  /** The duration half of reconcileDone. */
+  observeReconcileTime(controller: string, seconds: number): void {
     this.#reconcileTime.observe({ controller }, seconds);
   }
 
@@ -236,6 +249,8 @@ export class OperatorMetrics {
   controllerHooks(controller: string): ControllerMetricsHooks {
     return {
       reconcileDone: (result, seconds) => this.reconcileDone(controller, result, seconds),
+      reconcileResult: (result) => this.countReconcile(controller, result),
+      reconcileSeconds: (seconds) => this.observeReconcileTime(controller, seconds),
       terminalError: () => this.reconcileTerminalError(controller),
       panic: () => this.reconcilePanic(controller),
       workerBusy: () => this.workerBusy(controller),

@@ -35,7 +35,8 @@ describe('OperatorMetrics', () => {
     hooks.reconcileDone('error', 0.3);
     hooks.terminalError();
     m.reconcileDone('edgedeployment', 'requeue_after', 0.004);
-    m.reconcileDone('edgedeployment', 'requeue', 2);
+    hooks.reconcileResult('requeue');
+    hooks.reconcileSeconds(2);
     hooks.panic();
     hooks.workerBusy();
     hooks.workerBusy();
