@@ -8,10 +8,12 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
-import { Informer, keyOf } from '../../src/controller/informer.ts';
+import { EDGE_DEPLOYMENT_LABEL, Informer, keyOf, mapToOwner } from '../../src/controller/informer.ts';
 import type { InformerEvent, ListWatchClient } from '../../src/controller/informer.ts';
 import { KubeApiError, KubeClient, isGone } from '../../src/controller/kube-client.ts';
 import type { WatchEvent, WatchOptions } from '../../src/controller/kube-client.ts';
+import { WorkQueue } from '../../src/controller/workqueue.ts';
+import { TimeoutError } from '../../src/runtime/deadline.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, testCluster } from '../support/cluster.ts';
 
 const cluster = testCluster();
@@ -201,6 +203,35 @@ describe('Informer against the API server', () => {
     await eventually('after-relist', async () => (informer.get(ns, 'after-relist') ? true : undefined));
   });
 
+  it('feeds a work queue: changes to children enqueue their EdgeDeployment key', async () => {
+    const { informer } = track(
+      new Informer<V1ConfigMap>({ kubeConfig: cluster.kc, path: '/api/v1/configmaps', namespace: ns, labelSelector: EDGE_DEPLOYMENT_LABEL }),
+    );
+    const queue = new WorkQueue({ name: 'edgedeployment' });
+    informer.onEvent(mapToOwner((key) => queue.add(key)));
+    const reconciled: string[] = [];
+    const inFlight = new Set<string>();
+    let overlap = false;
+    const workers = queue.runWorkers(2, async (key) => {
+      if (inFlight.has(key)) overlap = true;
+      inFlight.add(key);
+      reconciled.push(key);
+      await new Promise((r) => setTimeout(r, 20));
+      inFlight.delete(key);
+    });
+    await informer.start();
+    await createCm('plant-a-module-1', { [EDGE_DEPLOYMENT_LABEL]: 'plant-a' });
+    await createCm('plant-a-module-2', { [EDGE_DEPLOYMENT_LABEL]: 'plant-a' });
+    await createCm('plant-b-module-1', { [EDGE_DEPLOYMENT_LABEL]: 'plant-b' });
+    await cluster.core.deleteNamespacedConfigMap({ name: 'plant-a-module-1', namespace: ns });
+    await eventually('both owners reconciled', async () => (reconciled.includes(`${ns}/plant-a`) && reconciled.includes(`${ns}/plant-b`) ? true : undefined));
+    await eventually('the delete reconciled', async () => (reconciled.filter((k) => k === `${ns}/plant-a`).length >= 2 && queue.len() === 0 ? true : undefined));
+    expect(new Set(reconciled)).toEqual(new Set([`${ns}/plant-a`, `${ns}/plant-b`]));
+    expect(overlap).toBe(false);
+    expect(await queue.shutDownWithDrain(10_000)).toBe(true);
+    await workers;
+  });
+
   it('survives the API server being unreachable and then silent, behind a loopback proxy', async () => {
     const proxy = await TcpProxy.start(new URL(cluster.kc.getCurrentCluster()!.server));
     try {
@@ -232,6 +263,10 @@ describe('Informer against the API server', () => {
       proxy.blackhole();
       await createCm('p-2', { set: 'proxy' });
       await eventually('the inactivity timeout', async () => (ends.includes('inactive') ? true : undefined));
+      // A plain request into the silence ends at its deadline instead of hanging.
+      const hung = await viaProxy.get(`/api/v1/namespaces/${ns}/configmaps/p-0`).catch((e: unknown) => e);
+      expect(hung).toBeInstanceOf(TimeoutError);
+      expect((hung as Error).message).toContain(`/api/v1/namespaces/${ns}/configmaps/p-0 did not finish within 3000 ms`);
       await proxy.forward();
       await eventually('p-2 after the silence', async () => (informer.get(ns, 'p-2') ? true : undefined));
       expect(informer.keys().sort()).toEqual([`${ns}/p-0`, `${ns}/p-1`, `${ns}/p-2`]);
