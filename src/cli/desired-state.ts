@@ -5,7 +5,7 @@ import type { EdgeDeployment } from '../api/edge-deployment.ts';
 import { edgeDeploymentApiVersion, edgeDeploymentKind } from '../api/edge-deployment.ts';
 import type { DeploymentManifest, ManifestIssue, Outcome } from '../manifest/model.ts';
 import { parseDeploymentManifest, parseManifestText } from '../manifest/parse.ts';
-import { manifestFromResource } from '../manifest/resource.ts';
+import { issueAtResourcePath, manifestFromResource } from '../manifest/resource.ts';
 import { defaultSettings, settingsWith, translate } from '../translate/index.ts';
 import type { OperatorSettings, TranslateInput, TranslationResult } from '../translate/index.ts';
 import { CliError } from './io.ts';
@@ -57,15 +57,6 @@ export function desiredStateSource(text: string): Outcome<DesiredStateSource> {
   return { ok: true, value: { kind: 'manifest', document: documents.value[0] }, warnings: [] };
 }
 
-/** Translation reports paths in deployment.json terms; for a resource they are moved under /spec. */
-function resourcePaths(issues: ManifestIssue[]): ManifestIssue[] {
-  const from = '/modulesContent/$edgeAgent/properties.desired';
-  const hubFrom = '/modulesContent/$edgeHub/properties.desired';
-  return issues.map((i) =>
-    i.path.startsWith(from) ? { ...i, path: `/spec/agent${i.path.slice(from.length)}` } : i.path.startsWith(hubFrom) ? { ...i, path: `/spec/hub${i.path.slice(hubFrom.length)}` } : i,
-  );
-}
-
 /** The parsed input, to find the passwords it holds. */
 export function sourceDocument(source: DesiredStateSource): unknown {
   return source.kind === 'manifest' ? source.document : source.resource;
@@ -98,7 +89,7 @@ export function translateOffline(manifest: DeploymentManifest, target: Translati
   const input: TranslateInput = { manifest, ...target, registryPasswords };
   const outcome = translate(input);
   if (source.kind === 'manifest') return outcome;
-  return outcome.ok ? { ...outcome, warnings: resourcePaths(outcome.warnings) } : { ok: false, errors: resourcePaths(outcome.errors), warnings: resourcePaths(outcome.warnings) };
+  return outcome.ok ? { ...outcome, warnings: issuesAtResourcePath(outcome.warnings) } : { ok: false, errors: issuesAtResourcePath(outcome.errors), warnings: issuesAtResourcePath(outcome.warnings) };
 }
 
 /** Operator settings from a YAML or JSON file's text, over the defaults; unknown keys and wrong types are refused. */
@@ -165,4 +156,8 @@ export function passwordsIn(value: unknown, found = new Set<string>()): Set<stri
 export function scrubber(secrets: Set<string>): (text: string) => string {
   const list = [...secrets].sort((a, b) => b.length - a.length);
   return (text) => list.reduce((acc, secret) => acc.split(secret).join('***'), text);
+}
+
+function issuesAtResourcePath(issues: ManifestIssue[]): ManifestIssue[] {
+  return issues.map(issueAtResourcePath);
 }

@@ -15,6 +15,7 @@ const subcommands: Record<string, Subcommand> = {
   convert: async (s) => (await import('./convert.ts')).convertCommand(s),
   render: async (s) => (await import('./render.ts')).renderCommand(s),
   'hub-emulator': async () => (await import('./hub-emulator.ts')).hubEmulatorCommand(),
+  run: async () => (await import('./run.ts')).runCommand(),
 };
 
 /** The subcommand named on the command line, if it is one we know: then only that one is loaded. */

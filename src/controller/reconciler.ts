@@ -9,7 +9,7 @@ import {
 } from '../api/edge-deployment.ts';
 import { errorCatalogue, type ErrorCode } from '../api/errors.ts';
 import type { ManifestIssue, DeploymentManifest } from '../manifest/model.ts';
-import { manifestFromResource } from '../manifest/resource.ts';
+import { issueAtResourcePath, manifestFromResource } from '../manifest/resource.ts';
 import { summariseRoutes } from '../manifest/routes.ts';
 import { toWire, translate, type ModulePlan } from '../translate/index.ts';
 import { annotationKeys, labelKeys, managedBy } from '../translate/names.ts';
@@ -88,9 +88,9 @@ export class EdgeDeploymentReconciler {
       settings: this.o.settings,
       registryPasswords: passwords.values,
     });
-    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(atResourcePath)), conditionReasons.invalidDesiredState);
+    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
 
-    const warnings = [...parsed.warnings, ...translated.warnings.map(atResourcePath)];
+    const warnings = [...parsed.warnings, ...translated.warnings.map(issueAtResourcePath)];
     const plan = translated.value;
     // Claims first, so a workload never waits on a volume the same pass would create.
     const desiredObjects: KubernetesObject[] = [...plan.volumeClaims, ...plan.objects].map((o) => toWire(o));
@@ -346,14 +346,6 @@ export class EdgeDeploymentReconciler {
       contentType: 'application/apply-patch+yaml',
     });
   }
-}
-
-/** Translation names faults by their place in a deployment manifest; a resource's user needs the spec path. */
-function atResourcePath(issue: ManifestIssue): ManifestIssue {
-  const path = issue.path
-    .replace(/^\/modulesContent\/\$edgeAgent\/properties\.desired/, '/spec/agent')
-    .replace(/^\/modulesContent\/\$edgeHub\/properties\.desired/, '/spec/hub');
-  return { ...issue, path, message: issue.message.split(issue.path).join(path) };
 }
 
 function invalidFrom(errors: readonly ManifestIssue[]): Invalid {

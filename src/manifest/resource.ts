@@ -258,3 +258,18 @@ export function resourceFromManifest(input: unknown, target: ResourceTarget): Ou
         ];
   return { ok: true, value: { resource, secrets }, warnings };
 }
+
+const manifestAgentPath = '/modulesContent/$edgeAgent/properties.desired';
+const manifestHubPath = '/modulesContent/$edgeHub/properties.desired';
+
+/**
+ * Translation names a fault by its place in a deployment manifest; for an EdgeDeployment the user needs
+ * the place in its spec (/spec/agent/…, /spec/hub/…). The message is rewritten where it quotes the path.
+ */
+export function issueAtResourcePath(issue: ManifestIssue): ManifestIssue {
+  const move = (path: string) =>
+    path.startsWith(manifestAgentPath) ? `/spec/agent${path.slice(manifestAgentPath.length)}`
+      : path.startsWith(manifestHubPath) ? `/spec/hub${path.slice(manifestHubPath.length)}` : path;
+  const path = move(issue.path);
+  return path === issue.path ? issue : { ...issue, path, message: issue.message.split(issue.path).join(path) };
+}
