@@ -132,6 +132,10 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   const controllerHooks = metrics.controllerHooks('edgedeployment');
   // The work queue reports a reconcile's result and then its duration; pair them in order.
   const pendingResults: ('success' | 'error' | 'requeue_after')[] = [];
+  // The queue samples in-flight work; the metrics read the latest sample at scrape time.
+  const unfinished = { unfinishedSeconds: 0, longestRunningSeconds: 0 };
+  let activeWorkers = 0;
+  queueHooks.unfinishedWork(() => unfinished);
   const manager = new OperatorManager({
     kubeConfig: kc,
     namespaces,
@@ -145,10 +149,16 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
       queueDurationSeconds: queueHooks.onQueueLatency,
       workDurationSeconds: queueHooks.onWorkDuration,
       retriesTotal: queueHooks.onRetry,
+      unfinishedWorkSeconds: (seconds) => (unfinished.unfinishedSeconds = seconds),
+      longestRunningProcessorSeconds: (seconds) => (unfinished.longestRunningSeconds = seconds),
     },
     reconcileMetrics: {
       reconcileTotal: (result) => pendingResults.push(result),
       reconcileTimeSeconds: (seconds) => controllerHooks.reconcileDone(pendingResults.shift() ?? 'success', seconds),
+      activeWorkers: (count) => {
+        for (; activeWorkers < count; activeWorkers++) controllerHooks.workerBusy();
+        for (; activeWorkers > count; activeWorkers--) controllerHooks.workerIdle();
+      },
       terminalReconcileErrorsTotal: controllerHooks.terminalError,
       reconcilePanicsTotal: controllerHooks.panic,
     },
