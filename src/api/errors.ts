@@ -42,6 +42,7 @@ export const warningCatalogue = {
   IEO_W_SHARED_VOLUME: { summary: 'A single-node (ReadWriteOnce) volume is mounted by several modules, whose pods must then share a node.' },
   IEO_W_DEVICE_ACCESS: { summary: 'A host device is mounted into a non-privileged container; its device cgroup may deny access.' },
   IEO_W_MODULE_TWIN_NOT_CONVERTED: { summary: "A module twin's desired properties in a deployment manifest have no place in an EdgeDeployment and were left out." },
+  IEO_W_K8S_FIELD_MOVED: { summary: 'A pod-level field written in k8s.securityContext was applied to the pod securityContext.' },
 } as const satisfies Record<string, { summary: string }>;
 
 export type WarningCode = keyof typeof warningCatalogue;

@@ -150,3 +150,19 @@ export function normalizeRegistryHost(address: string): string {
   const host = address.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
   return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
 }
+
+/** An IPv4 or IPv6 address, as Kubernetes validates hostAliases and nameservers. */
+export function isIpAddress(text: string): boolean {
+  const v4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+  if (v4.test(text)) return true;
+  if (!text.includes(':') || !/^[0-9a-fA-F:.]+$/.test(text)) return false;
+  const groups = text.split('::');
+  if (groups.length > 2) return false;
+  const count = groups.flatMap((g) => (g === '' ? [] : g.split(':'))).length;
+  return groups.length === 2 ? count < 8 : count === 8;
+}
+
+/** A lowercase RFC 1123 subdomain (what a hostAliases hostname must be). */
+export function isDnsSubdomain(text: string): boolean {
+  return text.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(text);
+}

@@ -29,6 +29,8 @@ export interface K8sExtensions {
   resources?: V1ResourceRequirements;
   securityContext?: V1SecurityContext;
   podSecurityContext?: V1PodSecurityContext;
+  /** Pod-only fields that were written in securityContext; k8s.podSecurityContext wins over them. */
+  movedPodSecurityContext?: V1PodSecurityContext;
   volumes?: V1Volume[];
   volumeMounts?: V1VolumeMount[];
   serviceOptions?: { type?: PortBindingServiceType; loadBalancerIP?: string; annotations?: Record<string, string> };
@@ -40,6 +42,12 @@ export interface K8sExtensions {
   /** Per Docker volume name: how its PVC is made (overrides the operator's storage settings). */
   volumeClaims?: Record<string, VolumeClaimOptions>;
 }
+
+const containerSecurityFields = [
+  'allowPrivilegeEscalation', 'appArmorProfile', 'capabilities', 'privileged', 'procMount', 'readOnlyRootFilesystem', 'runAsGroup',
+  'runAsNonRoot', 'runAsUser', 'seLinuxOptions', 'seccompProfile', 'windowsOptions',
+];
+const podOnlySecurityFields = ['fsGroup', 'fsGroupChangePolicy', 'seLinuxChangePolicy', 'supplementalGroups', 'supplementalGroupsPolicy', 'sysctls'];
 
 export const k8sExtensionKeys = [
   'affinity', 'automountServiceAccountToken', 'nodeSelector', 'podSecurityContext', 'priorityClassName', 'probes', 'resources',
@@ -114,7 +122,22 @@ export function parseK8sExtensions(raw: unknown, path: string, issues: Issues): 
         else if (value.privileged !== undefined && typeof value.privileged !== 'boolean') bad('securityContext', 'an object whose privileged is true or false');
         else if (value.capabilities !== undefined && !(isObject(value.capabilities) && ['add', 'drop'].every((k) => (value.capabilities as Record<string, unknown>)[k] === undefined || isStringArray((value.capabilities as Record<string, unknown>)[k])))) {
           bad('securityContext', 'an object whose capabilities.add and capabilities.drop are arrays of capability names');
-        } else ext.securityContext = value as V1SecurityContext;
+        } else {
+          // The preview's k8s-experimental.securityContext was pod-level; pod-only fields found here are
+          // moved to the pod, and fields neither context knows are reported.
+          const container: Record<string, unknown> = {};
+          const moved: Record<string, unknown> = {};
+          for (const [field, v] of Object.entries(value)) {
+            if (containerSecurityFields.includes(field)) container[field] = v;
+            else if (podOnlySecurityFields.includes(field)) {
+              moved[field] = v;
+              issues.warn('IEO_W_K8S_FIELD_MOVED', `${path}/securityContext${pointer(field)}`,
+                `k8s.securityContext.${field} exists only in a pod securityContext; it is applied to the pod (write it in k8s.podSecurityContext)`);
+            } else issues.unsupported(`${path}/securityContext${pointer(field)}`, `k8s.securityContext.${field}`, 'it is not a container securityContext field');
+          }
+          ext.securityContext = container as V1SecurityContext;
+          if (Object.keys(moved).length > 0) ext.movedPodSecurityContext = moved as V1PodSecurityContext;
+        }
         break;
       case 'affinity':
       case 'podSecurityContext':

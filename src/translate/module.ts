@@ -17,6 +17,8 @@ import type { ModuleSpec } from '../manifest/model.ts';
 import {
   bytesQuantity,
   escapeKubernetesExpansion,
+  isDnsSubdomain,
+  isIpAddress,
   milliCpuQuantity,
   nanosToSeconds,
   parseBind,
@@ -354,7 +356,11 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
         if (value.length === 0) break;
         // Docker's --dns replaces the resolvers; here they are added after the cluster DNS, which modules need to find edgeHub.
         const dns: V1PodDNSConfig = (draft.pod.dnsConfig ??= {});
-        if (key === 'Dns') dns.nameservers = value;
+        if (key === 'Dns') {
+          const bad = value.findIndex((ip) => !isIpAddress(ip));
+          if (bad >= 0) invalid(`${at}/${bad}`, `${field}[${bad}]`, 'must be an IP address');
+          else dns.nameservers = value;
+        }
         else if (key === 'DnsSearch') dns.searches = value;
         else dns.options = value.map((o) => {
           const [optionName = '', optionValue] = o.split(':', 2);
@@ -395,6 +401,15 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
 
   mapResources();
 
+  // Namespaced sysctls change the namespace they live in, which a host namespace would make the host's.
+  for (const sysctl of podSecurity.sysctls ?? []) {
+    const ipc = /^(kernel\.(shm|msg|sem)|fs\.mqueue\.)/.test(sysctl.name);
+    if ((ipc && draft.pod.hostIPC) || (sysctl.name.startsWith('net.') && draft.pod.hostNetwork)) {
+      invalid(`${hcBase}/Sysctls${pointer(sysctl.name)}`, `HostConfig.Sysctls ${sysctl.name}`,
+        `cannot be set in the host's ${ipc ? 'IPC' : 'network'} namespace (IpcMode/NetworkMode host)`);
+    }
+  }
+
   const shm = hc.ShmSize;
   if (isInteger(shm) && shm > 0) addMemoryVolume('/dev/shm', shm);
 
@@ -417,6 +432,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     policy(checkAddedCapabilities(ctx.settings, added), `${base}/k8s/securityContext/capabilities/add`, 'k8s.securityContext.capabilities.add');
     Object.assign(containerSecurity, sc);
   }
+  if (ext.movedPodSecurityContext) Object.assign(podSecurity, ext.movedPodSecurityContext);
   if (ext.podSecurityContext) Object.assign(podSecurity, ext.podSecurityContext);
   if (ext.resources) {
     Object.assign(limits, ext.resources.limits ?? {});
@@ -587,8 +603,18 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
         else invalid(`${at}/${i}`, `${field}[${i}] ${JSON.stringify(entry)}`, 'must be "host:ip"');
         return;
       }
+      if (!isIpAddress(ip)) {
+        invalid(`${at}/${i}`, `${field}[${i}] ${JSON.stringify(entry)}`, 'must map the host to an IP address');
+        return;
+      }
+      // /etc/hosts lookups ignore case, so lowercasing keeps the meaning; other names Kubernetes cannot hold.
+      const hostname = host.toLowerCase();
+      if (!isDnsSubdomain(hostname)) {
+        issues.unsupported(`${at}/${i}`, `${field}[${i}] ${JSON.stringify(host)}`, 'Kubernetes host aliases must be DNS names');
+        return;
+      }
       const hosts = byIp.get(ip) ?? [];
-      hosts.push(host);
+      if (!hosts.includes(hostname)) hosts.push(hostname);
       byIp.set(ip, hosts);
     });
     if (byIp.size > 0) {

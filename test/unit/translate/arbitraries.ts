@@ -2,7 +2,7 @@
 // (the dry-run integration test sends their translation to the API server), and `chaotic` ones whose
 // createOptions hold arbitrary JSON in known and unknown fields.
 import fc from 'fast-check';
-import type { DeploymentManifest, ModuleSpec } from '../../../src/manifest/model.ts';
+import type { DeploymentManifest, ModuleSpec, RegistryCredential } from '../../../src/manifest/model.ts';
 import { settingsWith, type OperatorSettings } from '../../../src/translate/index.ts';
 
 // IoT Hub module ids: letters, digits and -:.+%_#*?!(),=@;$' up to 128 characters.
@@ -122,9 +122,9 @@ function manifestArbitrary(createOptions: fc.Arbitrary<Record<string, unknown>>)
         runtime: {
           type: 'docker' as const,
           settings: {
-            registryCredentials: credentials
+            registryCredentials: (credentials
               ? { acr: { name: 'acr', address: 'example.azurecr.io', username: 'example', password: 'fictional-password' } }
-              : {},
+              : {}) as Record<string, RegistryCredential>,
           },
         },
         systemModules: {

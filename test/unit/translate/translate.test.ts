@@ -259,6 +259,13 @@ describe('createOptions -> container', () => {
     expect(spec.securityContext?.sysctls).toEqual([{ name: 'net.core.somaxconn', value: '1024' }, { name: 'net.ipv4.tcp_keepalive_time', value: '60' }]);
   });
 
+  it('ExtraHosts names Kubernetes cannot hold are warnings; bad IPs are errors', () => {
+    const outcome = one(moduleSpec('m', co({ HostConfig: { ExtraHosts: ['PLC:10.0.0.5', 'bad_name:10.0.0.6'] } })));
+    expect(podSpec(value(outcome), 'm').hostAliases).toEqual([{ ip: '10.0.0.5', hostnames: ['plc'] }]);
+    expect(outcome.warnings.map((w) => w.path.split('createOptions')[1])).toEqual(['/HostConfig/ExtraHosts/1']);
+    expect(codes(errors(one(moduleSpec('m', co({ HostConfig: { ExtraHosts: ['plc:10.0.0.300'], Dns: ['dns.local'] } })))))).toEqual(['IEO_CREATE_OPTION_VALUE', 'IEO_CREATE_OPTION_VALUE']);
+  });
+
   it('warns about every unmapped field with its path, and still translates', () => {
     const outcome = one(moduleSpec('m', co({ StopSignal: 'SIGINT', HostConfig: { LogConfig: { Type: 'json-file' }, Foo: 1, CpuShares: 512 } })));
     expect(value(outcome)).toBeDefined();
@@ -297,6 +304,12 @@ describe('security policy', () => {
     expect(e[0]?.path).toBe(`/modulesContent/$edgeAgent/properties.desired/modules/plc/settings/createOptions${field}`);
     expect(e[0]?.message).toContain('module "plc"');
     expect(value(one(moduleSpec('plc', co(options)), settingsWith(allow)))).toBeDefined();
+  });
+
+  it('rejects namespaced sysctls in a host namespace, as Docker does', () => {
+    const all = settingsWith({ allowHostNetwork: true, allowHostIpc: true });
+    const e = errors(one(moduleSpec('m', co({ HostConfig: { IpcMode: 'host', NetworkMode: 'host', Sysctls: { 'kernel.shmmax': '1', 'net.core.somaxconn': '9' } } })), all));
+    expect(e.map((x) => x.path.split('createOptions')[1])).toEqual(['/HostConfig/Sysctls/kernel.shmmax', '/HostConfig/Sysctls/net.core.somaxconn']);
   });
 
   it('maps the allowed fields to the pod', () => {
@@ -569,6 +582,10 @@ describe('k8s extensions', () => {
     const inner = errors(one(moduleSpec('m', co({ k8s: { securityContext: { capabilities: { add: 'NET_ADMIN' } }, resources: { limits: 'lots' }, volumes: [{ name: 'h', hostPath: {} }] } }))));
     expect(inner.map((x) => x.path.split('/k8s')[1])).toEqual(['/securityContext', '/resources', '/volumes']);
     expect(container(value(one(moduleSpec('m', co({ k8s: { resources: { limits: { cpu: 2 } } } })))), 'm').resources).toEqual({ limits: { cpu: '2' } });
+    const moved = one(moduleSpec('m', co({ k8s: { securityContext: { runAsUser: 1000, fsGroup: 2000, bogus: 1 }, podSecurityContext: { runAsGroup: 3 } } })));
+    expect(codes(moved.warnings)).toEqual(['IEO_W_K8S_FIELD_MOVED', 'IEO_W_UNSUPPORTED_CREATE_OPTION']);
+    expect(container(value(moved), 'm').securityContext).toEqual({ runAsUser: 1000 });
+    expect(podSpec(value(moved), 'm').securityContext).toEqual({ fsGroup: 2000, runAsGroup: 3 });
     const outcome = one(moduleSpec('m', co({ k8s: { hostAliases: [] } })));
     expect(codes(outcome.warnings)).toEqual(['IEO_W_UNSUPPORTED_CREATE_OPTION']);
   });
