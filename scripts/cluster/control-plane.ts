@@ -27,6 +27,8 @@ export interface ClusterState {
   apiServerUrl: string;
   ports: Record<'etcdClient' | 'etcdPeer' | 'apiServer' | 'controllerManager' | 'scheduler', number>;
   pids: Partial<Record<Component, number>>;
+  /** How each component was started, so one can be stopped and started again alone. */
+  commands?: Partial<Record<Component, string[]>>;
   startedAt: string;
 }
 
@@ -103,7 +105,8 @@ function programOf(state: Pick<ClusterState, 'bin'>, name: Component): string {
   return name === 'volume-provisioner' ? process.execPath : join(state.bin, name);
 }
 
-function startProcess(dir: string, name: Component, binary: string, args: string[]): number {
+function startProcess(dir: string, name: Component, binary: string, args: string[], state?: ClusterState): number {
+  if (state) (state.commands ??= {})[name] = [binary, ...args];
   const out = openSync(join(dir, 'log', `${name}.log`), 'a');
   // Detached so the cluster outlives `cluster:up`; its PID is recorded so `cluster:down` stops exactly it.
   const child = spawn(binary, args, { detached: true, stdio: ['ignore', out, out] });
@@ -208,7 +211,7 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
       `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=local=${peerUrl}`,
       '--quota-backend-bytes=4294967296',
-    ]);
+    ], state);
     save();
     await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok);
 
@@ -221,7 +224,7 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       `--service-account-key-file=${p('sa.pub')}`, `--service-account-signing-key-file=${p('sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=Node,RBAC', '--allow-privileged=true',
       `--cert-dir=${join(dir, 'apiserver-certs')}`, '--profiling=false',
-    ]);
+    ], state);
     save();
     await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');
 
@@ -234,10 +237,10 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       // Without a kubelet nothing reports volume attachment; the attach/detach controller would only log noise.
       '--controllers=*,-attachdetach', '--concurrent-deployment-syncs=10', '--concurrent-replicaset-syncs=10',
       '--kube-api-qps=200', '--kube-api-burst=400',
-    ]);
+    ], state);
     state.pids['kube-scheduler'] = startProcess(dir, 'kube-scheduler', join(bin, 'kube-scheduler'), [
       ...common, `--secure-port=${ports.scheduler}`, '--kube-api-qps=200', '--kube-api-burst=400',
-    ]);
+    ], state);
     save();
     const healthz = (port: number) => async () => {
       // Self-signed serving certs of KCM and scheduler; this only reads /healthz on loopback.
@@ -250,7 +253,7 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
     startKwok(state);
     save();
     await kubectl(state, ['apply', '-f', '-'], [workerNode(), defaultStorageClass()].map((o) => toYaml(o)).join('---\n'));
-    state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath, [join(here, 'volume-provisioner.ts'), kubeconfig]);
+    state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath, [join(here, 'volume-provisioner.ts'), kubeconfig], state);
     save();
     await waitFor('the worker node to be Ready', async () =>
       (await kubectl(state, ['get', 'node', workerNodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True',
@@ -274,7 +277,17 @@ function startKwok(state: ClusterState): void {
     `--kubeconfig=${state.kubeconfig}`, `--config=${join(state.dir, 'kwok.yaml')}`,
     '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
     '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
-  ]);
+  ], state);
+}
+
+async function stopComponent(state: ClusterState, name: Component): Promise<void> {
+  const pid = state.pids[name];
+  const alive = () => isOurProcess(pid, programOf(state, name), state.dir);
+  if (!alive()) return;
+  process.kill(pid!, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid!, 'SIGKILL');
 }
 
 /** Restarts KWOK alone, e.g. to load changed fault stages into a running cluster. */
@@ -282,13 +295,25 @@ export async function restartKwok(dir: string): Promise<void> {
   const state = readState(dir);
   if (!state) throw new Error(`no control plane in ${dir}`);
   await goModCacheEnv();
-  const pid = state.pids.kwok;
-  if (isOurProcess(pid, join(state.bin, 'kwok'), state.dir)) {
-    process.kill(pid!, 'SIGTERM');
-    while (isOurProcess(pid, join(state.bin, 'kwok'), state.dir)) await new Promise((r) => setTimeout(r, 100));
-  }
+  await stopComponent(state, 'kwok');
   startKwok(state);
   writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
+}
+
+/**
+ * Stops one component (e.g. the API server, to test resilience), keeps it down for `downMs`, and starts
+ * it again with the same command. Resolves when it is back.
+ */
+export async function bounceComponent(dir: string, name: Component, downMs: number): Promise<void> {
+  const state = readState(dir);
+  const command = state?.commands?.[name];
+  if (!state || !command) throw new Error(`no recorded command for ${name} in ${dir}`);
+  await stopComponent(state, name);
+  await new Promise((r) => setTimeout(r, downMs));
+  const [program, ...args] = command as [string, ...string[]];
+  state.pids[name] = startProcess(dir, name, program, args, state);
+  writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
+  if (name === 'kube-apiserver') await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');
 }
 
 /** The worker of the Azure Stack Edge Pro shape: one node, managed by KWOK, with a GPU to schedule GPU modules. */
