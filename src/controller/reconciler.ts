@@ -301,7 +301,6 @@ export class EdgeDeploymentReconciler {
       moduleSummary: `${ready}/${modules.length}`,
       modules: moduleStatus,
       routes: summariseRoutes(manifest).map((r) => prune({ name: r.name, source: r.source, sink: r.sink, priority: r.priority, timeToLiveSecs: r.ttl })),
-      iotHub: ed.status?.iotHub,
     }) as EdgeDeploymentStatus;
   }
 
@@ -316,7 +315,7 @@ export class EdgeDeploymentReconciler {
     const edgeAgentStatus = code && code in errorCatalogue ? errorCatalogue[code].edgeAgentStatus : 400;
     const description = invalid.issues.map((i) => `${i.code} ${i.path}: ${i.message}`).join('\n');
     const summary = invalid.issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join('; ') + (invalid.issues.length > 5 ? `; and ${invalid.issues.length - 5} more` : '');
-    const previous = ed.status ?? {};
+    const previous = reconcilerOwned(ed.status);
     const now = (this.o.now?.() ?? new Date()).toISOString();
     const keep = (previous.conditions ?? []).filter((c) => c.type !== conditionTypes.valid).map(({ lastTransitionTime: _t, ...c }) => c as ConditionInput);
     const status: EdgeDeploymentStatus = prune({
@@ -337,15 +336,28 @@ export class EdgeDeploymentReconciler {
     }
   }
 
-  /** Writes status only when it differs from what the resource already says. */
-  private async writeStatus(ed: EdgeDeployment, status: EdgeDeploymentStatus): Promise<void> {
-    if (sameJson(status, ed.status ?? {})) return;
+  /** Writes the reconciler's part of status, only when it differs from what the resource already says. */
+  private async writeStatus(ed: EdgeDeployment, computed: EdgeDeploymentStatus): Promise<void> {
+    const status = reconcilerOwned(computed);
+    if (sameJson(status, reconcilerOwned(ed.status))) return;
     const { namespace, name } = ed.metadata as { namespace: string; name: string };
     await this.o.client.request('PATCH', `${objectPath(edgeDeploymentResource, namespace, name)}/status`, { fieldManager, force: 'true' }, {
       body: { apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, metadata: { name, namespace }, status },
       contentType: 'application/apply-patch+yaml',
     });
   }
+}
+
+const reconcilerConditions: ReadonlySet<string> = new Set([conditionTypes.ready, conditionTypes.progressing, conditionTypes.degraded, conditionTypes.valid]);
+
+/**
+ * The part of status this reconciler applies. Twin sync owns status.iotHub and the IoTHubConnected
+ * condition under its own field manager; server-side apply merges the two because conditions are a
+ * list keyed by type.
+ */
+function reconcilerOwned(status: EdgeDeploymentStatus | undefined): EdgeDeploymentStatus {
+  const { iotHub: _iotHub, ...rest } = status ?? {};
+  return prune({ ...rest, conditions: rest.conditions?.filter((c) => reconcilerConditions.has(c.type)) });
 }
 
 function invalidFrom(errors: readonly ManifestIssue[]): Invalid {
