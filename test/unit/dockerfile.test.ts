@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import packageJson from '../../package.json' with { type: 'json' };
 
 const run = promisify(execFile);
 const root = new URL('../..', import.meta.url).pathname;
 const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const dockerignore = readFileSync(join(root, '.dockerignore'), 'utf8')
   .split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 
