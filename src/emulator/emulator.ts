@@ -158,7 +158,8 @@ export class HubEmulator extends EventEmitter {
   private readonly delayed = new Set<NodeJS.Timeout>();
   private readonly dropRules = new FaultRules<true>();
   private readonly delayRules = new FaultRules<number>();
-  private readonly refuseRules = new FaultRules<RefusalMode>();
+  private readonly refuseConnackRules = new FaultRules<true>();
+  private readonly refuseTcpRules = new FaultRules<true>();
   private readonly notificationLog: DesiredNotificationRecord[] = [];
   private notificationMode: DesiredNotificationMode;
   private saveTimer: NodeJS.Timeout | undefined;
@@ -187,7 +188,7 @@ export class HubEmulator extends EventEmitter {
       registry: this.registry,
       hostNames: () => this.hostNames,
       policyKeys: (name) => this.policyKeys(name),
-      refuseConnack: (identity) => (this.refuseRules.take(identity ?? {}) === 'connack' ? 3 : undefined),
+      refuseConnack: (identity) => (this.refuseConnackRules.take(identity ?? {}) ? 3 : undefined),
       log: (message, fields) => this.log(message, fields),
     });
     for (const event of ['connected', 'disconnected', 'subscribed', 'connectRefused', 'tokenExpired', 'telemetry', 'reportedPatch']) {
@@ -196,9 +197,10 @@ export class HubEmulator extends EventEmitter {
 
     this.httpsServer = createHttpsServer({}, restHandler(this, adminHandler(this)));
     this.mqttServer = createTlsServer({}, (socket) => {
-      if (this.refuseRules.take({}) === 'tcp-close') {
+      if (this.refuseTcpRules.take({})) {
         this.log('connection closed (admin fault: refuse tcp-close)');
         socket.destroy();
+        this.emit('connectionClosedByFault', { remotePort: socket.remotePort });
         return;
       }
       this.sockets.add(socket);
@@ -400,12 +402,13 @@ export class HubEmulator extends EventEmitter {
       },
       refuseConnections: (mode, window) => {
         if (mode !== 'connack' && mode !== 'tcp-close') throw new RangeError(`refusal mode must be "connack" or "tcp-close", not ${String(mode)}`);
-        this.refuseRules.add(mode, window);
+        (mode === 'connack' ? this.refuseConnackRules : this.refuseTcpRules).add(true, window);
       },
       clearFaults: () => {
         this.dropRules.clear();
         this.delayRules.clear();
-        this.refuseRules.clear();
+        this.refuseConnackRules.clear();
+        this.refuseTcpRules.clear();
       },
       desiredNotifications: () => [...this.notificationLog],
       setDesiredNotificationMode: (mode) => {

@@ -268,6 +268,7 @@ export class MqttHub extends EventEmitter {
     const identity = this.parseClientId(client.id ?? '');
     const refuse = this.options.refuseConnack(identity);
     if (refuse !== undefined) {
+      this.options.log('connection refused with CONNACK 3 (admin fault)', { clientId: client.id });
       this.emit('connectRefused', { identity, reason: 'admin: server unavailable' });
       done(connackError(3, 'server unavailable (emulator fault injection)'), false);
       return;
