@@ -74,7 +74,8 @@ describe('hub emulator MQTT with azure-iot-device', () => {
 
   it('routes a direct method from Client.invokeDeviceMethod to the module and returns its response', async () => {
     agent.onMethod('ping', (request, response) => {
-      void response.send(200, { echo: request.payload });
+      // The SDK's callback type marks both optional; it always passes them for a method call.
+      void response?.send(200, { echo: request?.payload });
     });
     const result = await service.invokeDeviceMethod('edge-dev', '$edgeAgent', {
       methodName: 'ping',
