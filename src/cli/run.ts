@@ -162,6 +162,8 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
       terminalReconcileErrorsTotal: controllerHooks.terminalError,
       reconcilePanicsTotal: controllerHooks.panic,
     },
+    onModuleStatus: (namespace, name, counts) => metrics.setModules(namespace, name, counts),
+    onEdgeDeploymentDeleted: (namespace, name) => metrics.forgetEdgeDeployment(namespace, name),
     onRequest: (method, path, code) => {
       const { verb, resource } = describeApiRequest(method, path);
       metrics.apiRequest(verb, resource, code);

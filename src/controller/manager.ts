@@ -21,6 +21,9 @@ export interface ManagerOptions {
   defaultHubHostName?: string;
   queueMetrics?: WorkQueueMetrics;
   reconcileMetrics?: ReconcileMetrics;
+  /** Module counts by runtimeStatus per EdgeDeployment, and a deleted EdgeDeployment (metrics). */
+  onModuleStatus?: (namespace: string, name: string, counts: Record<string, number>) => void;
+  onEdgeDeploymentDeleted?: (namespace: string, name: string) => void;
   /** Sees every non-watch API request the operator makes and its HTTP status (benchmarks, metrics). */
   onRequest?: (method: string, path: string, code: number | 'error') => void;
 }
@@ -80,11 +83,16 @@ export class OperatorManager {
       })));
 
     this.edgeDeployments = informersFor<EdgeDeployment>(edgeDeploymentResource);
+    const events = new EventRecorder(this.client, log);
     for (const informer of this.edgeDeployments.informers) {
       informer.onEvent(enqueueObject(enqueue));
-      // A deletion may free a namespace for a younger EdgeDeployment that was flagged as a duplicate.
       informer.on('delete', (ed) => {
+        // A deletion may free a namespace for a younger EdgeDeployment that was flagged as a duplicate.
         for (const other of this.edgeDeployments.list(ed.metadata?.namespace)) enqueue(`${other.metadata?.namespace}/${other.metadata?.name}`);
+        options.onEdgeDeploymentDeleted?.(ed.metadata!.namespace!, ed.metadata!.name!);
+        if (this.synced) {
+          void events.record(ed, 'Normal', 'Deleted', 'the EdgeDeployment was deleted: its objects go with it through garbage collection; retained volume claims stay');
+        }
       });
     }
     for (const kind of ownedKinds) {
@@ -97,9 +105,10 @@ export class OperatorManager {
       edgeDeployments: this.edgeDeployments,
       children: this.children,
       settings: options.settings,
-      events: new EventRecorder(this.client, log),
+      events,
       logger: log,
       defaultHubHostName: options.defaultHubHostName,
+      onModuleStatus: options.onModuleStatus,
     });
   }
 

@@ -41,6 +41,8 @@ export interface ReconcilerOptions {
   settings: OperatorSettings;
   events: EventRecorder;
   logger: Logger;
+  /** Told each module count by runtimeStatus after a reconcile (the iotedge_modules metric). */
+  onModuleStatus?: (namespace: string, name: string, counts: Record<string, number>) => void;
   /** The IoT Hub host name modules are told (IOTEDGE_IOTHUBHOSTNAME) when no binding says otherwise. */
   defaultHubHostName?: string;
   now?: () => Date;
@@ -127,6 +129,9 @@ export class EdgeDeploymentReconciler {
     const generationChanged = ed.status?.observedGeneration !== ed.metadata?.generation;
     const status = this.statusFor(ed, plan.modules, observations, decisions, parsed.value, applyErrors, warnings);
     await this.writeStatus(ed, status);
+    const counts: Record<string, number> = {};
+    for (const m of Object.values(status.modules ?? {})) counts[m.runtimeStatus ?? 'unknown'] = (counts[m.runtimeStatus ?? 'unknown'] ?? 0) + 1;
+    this.o.onModuleStatus?.(namespace, name, counts);
     if (generationChanged) {
       await this.o.events.record(ed, 'Normal', ed.status?.observedGeneration === undefined ? 'Created' : 'Updated',
         `applied generation ${ed.metadata?.generation}: ${plan.modules.length} module(s)${warnings.length ? `, ${warnings.length} warning(s): ${warnings.map((w) => `${w.code} ${w.path}`).join('; ')}` : ''}`);

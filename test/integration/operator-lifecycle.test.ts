@@ -164,6 +164,11 @@ describe('module lifecycle', () => {
     });
     const claims = await cluster.core.listNamespacedPersistentVolumeClaim({ namespace: ns });
     expect(claims.items.map((c) => c.metadata?.name)).toEqual(['blobdata']);
+    const deleted = await eventually('a Deleted Event', async () => {
+      const list = await cluster.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=device,reason=Deleted' });
+      return list.items[0];
+    });
+    expect(deleted.message).toContain('retained volume claims stay');
   });
 
   it('lets claims go with the EdgeDeployment when retention is off', async () => {
