@@ -13,6 +13,7 @@ import { dump } from 'js-yaml';
 import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { manifestFromResource } from '../src/manifest/resource.ts';
 import { defaultSettings, toWire, translate } from '../src/translate/index.ts';
+import { isReady, sampleEdgeDeployment, sampleModule } from '../test/support/samples.ts';
 import { kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
 
 interface Options {
@@ -34,27 +35,8 @@ function parseArgs(args: string[]): Options {
 }
 
 function edgeDeployment(namespace: string, modules: number): EdgeDeployment {
-  const module = (i: number) => ({
-    version: '1.0', type: 'docker', status: 'running', restartPolicy: 'always', startupOrder: 1,
-    settings: { image: `benchacr.azurecr.io/module${i}:1.0`, createOptions: { Env: [`INDEX=${i}`], ExposedPorts: { [`${9000 + i}/tcp`]: {} } } },
-  });
-  return {
-    apiVersion: 'iotedge-operator.io/v1alpha1',
-    kind: 'EdgeDeployment',
-    metadata: { name: 'device', namespace },
-    spec: {
-      agent: {
-        schemaVersion: '1.1',
-        runtime: { type: 'docker', settings: {} },
-        systemModules: {
-          edgeAgent: { type: 'docker', settings: { image: 'mcr.microsoft.com/azureiotedge-agent:1.5', createOptions: {} } },
-          edgeHub: { type: 'docker', status: 'running', restartPolicy: 'always', startupOrder: 0, settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5', createOptions: {} } },
-        },
-        modules: Object.fromEntries(Array.from({ length: modules - 1 }, (_, i) => [`module${i}`, module(i)])),
-      },
-      hub: { schemaVersion: '1.1', routes: { up: { route: 'FROM /messages/* INTO $upstream' } }, storeAndForwardConfiguration: { timeToLiveSecs: 7200 } },
-    },
-  } as unknown as EdgeDeployment;
+  return sampleEdgeDeployment(namespace, Object.fromEntries(Array.from({ length: modules - 1 }, (_, i) => [`module${i}`,
+    sampleModule(`benchacr.azurecr.io/module${i}:1.0`, { startupOrder: 1 }, { Env: [`INDEX=${i}`], ExposedPorts: { [`${9000 + i}/tcp`]: {} } })])));
 }
 
 /** What `iotedge-operator render` would produce for the resource: the objects the operator applies. */
@@ -115,8 +97,7 @@ async function edgeDeploymentsReadyTimes(state: ClusterState, namespaces: string
     const list = JSON.parse(await kubectl(state, ['get', 'edgedeployments', '-A', '-o', 'json'])) as { items: EdgeDeployment[] };
     const now = performance.now();
     for (const ed of list.items) {
-      const ready = ed.status?.observedGeneration === ed.metadata?.generation && ed.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (ready && !doneAt.has(ed.metadata!.namespace!)) doneAt.set(ed.metadata!.namespace!, (now - start) / 1000);
+      if (isReady(ed) && !doneAt.has(ed.metadata!.namespace!)) doneAt.set(ed.metadata!.namespace!, (now - start) / 1000);
     }
     return doneAt.size === namespaces.length ? true : undefined;
   }, 30 * 60_000, 500);

@@ -6,6 +6,7 @@ import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd, operatorKubeConfig, startTestOperator, type RunningOperator } from '../support/operator.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { isReady, sampleEdgeDeployment, sampleModule, type ModuleFields } from '../support/samples.ts';
 
 const cluster = testCluster();
 const namespaces: string[] = [];
@@ -13,33 +14,9 @@ let home: string;
 let kubeConfig: KubeConfig;
 let operator: RunningOperator;
 
-type Modules = Record<string, Record<string, unknown>>;
-
-function module(image: string, extra: Record<string, unknown> = {}, createOptions: unknown = {}): Record<string, unknown> {
-  return { version: '1.0', type: 'docker', status: 'running', restartPolicy: 'always', settings: { image, createOptions }, ...extra };
-}
-
+const module = sampleModule;
 const fault = (name: string) => ({ Labels: { 'iotedge-operator.io/kwok-fault': name } });
-
-function edgeDeployment(namespace: string, modules: Modules, edgeHub: Record<string, unknown> = {}): EdgeDeployment {
-  return {
-    apiVersion: 'iotedge-operator.io/v1alpha1',
-    kind: 'EdgeDeployment',
-    metadata: { name: 'device', namespace },
-    spec: {
-      agent: {
-        schemaVersion: '1.1',
-        runtime: { type: 'docker', settings: {} },
-        systemModules: {
-          edgeAgent: { type: 'docker', settings: { image: 'mcr.microsoft.com/azureiotedge-agent:1.5', createOptions: {} } },
-          edgeHub: module('mcr.microsoft.com/azureiotedge-hub:1.5', { startupOrder: 0, ...edgeHub }),
-        },
-        modules,
-      },
-      hub: { schemaVersion: '1.1', routes: { up: { route: 'FROM /messages/* INTO $upstream' } }, storeAndForwardConfiguration: { timeToLiveSecs: 7200 } },
-    },
-  } as unknown as EdgeDeployment;
-}
+const edgeDeployment = (namespace: string, modules: Record<string, ModuleFields>, edgeHub: ModuleFields = {}) => sampleEdgeDeployment(namespace, modules, { edgeHub });
 
 async function apply(resource: unknown): Promise<void> {
   await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '--field-manager=test-user', '-f', '-'], JSON.stringify(resource));
@@ -56,7 +33,7 @@ async function until(namespace: string, what: string, predicate: (ed: EdgeDeploy
   }, timeoutMs);
 }
 
-const ready = (ed: EdgeDeployment) => ed.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && ed.status.observedGeneration === ed.metadata?.generation;
+const ready = isReady;
 
 /** (Re)starts the operator serving `extra` namespaces besides the home one. */
 async function serve(extra: string[], settings: Parameters<typeof startTestOperator>[2] = {}): Promise<void> {

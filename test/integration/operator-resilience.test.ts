@@ -16,33 +16,14 @@ import { defaultSettings } from '../../src/translate/settings.ts';
 import { bounceComponent, kubectl as clusterKubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../../scripts/cluster/control-plane.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd, operatorKubeConfig } from '../support/operator.ts';
+import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
 
 const cluster = testCluster();
 const quiet = createLogger({ level: 'silent' });
 
 function sample(namespace: string, modules: string[]): EdgeDeployment {
-  const module = (image: string) => ({ version: '1.0', type: 'docker', status: 'running', restartPolicy: 'always', settings: { image, createOptions: {} } });
-  return {
-    apiVersion: 'iotedge-operator.io/v1alpha1',
-    kind: 'EdgeDeployment',
-    metadata: { name: 'device', namespace },
-    spec: {
-      agent: {
-        schemaVersion: '1.1',
-        runtime: { type: 'docker', settings: {} },
-        systemModules: {
-          edgeAgent: { type: 'docker', settings: { image: 'mcr.microsoft.com/azureiotedge-agent:1.5', createOptions: {} } },
-          edgeHub: { ...module('mcr.microsoft.com/azureiotedge-hub:1.5'), startupOrder: 0 },
-        },
-        modules: Object.fromEntries(modules.map((m) => [m, module(`example.azurecr.io/${m}:1`)])),
-      },
-      hub: { schemaVersion: '1.1', routes: { up: { route: 'FROM /messages/* INTO $upstream' } }, storeAndForwardConfiguration: { timeToLiveSecs: 7200 } },
-    },
-  } as unknown as EdgeDeployment;
+  return sampleEdgeDeployment(namespace, Object.fromEntries(modules.map((m) => [m, sampleModule(`example.azurecr.io/${m}:1`)])));
 }
-
-const isReady = (ed: EdgeDeployment) =>
-  ed.status?.observedGeneration === ed.metadata?.generation && ed.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
 
 interface Replica {
   identity: string;
