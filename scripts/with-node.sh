@@ -26,7 +26,10 @@ fi
 stamp="$root/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ]; then
   echo "[with-node] installing dependencies (npm ci)" >&2
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  # Some npm 11 releases leave other platforms' optional packages (e.g. @swc/core-darwin-*) out of a
+  # lockfile and then refuse it in `npm ci`; `npm install --no-save` installs the same locked versions.
+  (cd "$root" && { npm ci --no-audit --no-fund --loglevel=error >&2 2>/dev/null ||
+    npm install --no-save --no-audit --no-fund --loglevel=error >&2; })
 fi
 
 export PATH="$root/node_modules/.bin:$PATH"

@@ -40,9 +40,9 @@ export async function main(argv: string[], streams: CliStreams = processStreams)
     .addHelpText('after', '\nExit codes: 0 success, 1 invalid input, 2 usage error.');
   const only = requested(argv);
   const names = only ? [only] : Object.keys(subcommands);
-  for (const name of names) program.addCommand(await (subcommands[name] as Subcommand)(streams));
-  configure(program, streams);
   try {
+    for (const name of names) program.addCommand(await (subcommands[name] as Subcommand)(streams));
+    configure(program, streams);
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {

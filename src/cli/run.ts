@@ -2,6 +2,7 @@
 // Helm chart and plain manifests configure it the same way.
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { CliError } from './io.ts';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { OperatorManager } from '../controller/manager.ts';
 import { defaultSettings, type OperatorSettings } from '../translate/settings.ts';
@@ -41,8 +42,25 @@ export interface RunFlags {
 
 const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
 
+/** Switches read from the environment; commander treats a switch's variable as set whenever it exists. */
+const switchVariables = [
+  'IOTEDGE_OPERATOR_ALLOW_PRIVILEGED', 'IOTEDGE_OPERATOR_ALLOW_HOST_NETWORK', 'IOTEDGE_OPERATOR_ALLOW_HOST_PID', 'IOTEDGE_OPERATOR_ALLOW_HOST_IPC',
+  'IOTEDGE_OPERATOR_ALLOW_HOST_PATH', 'IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES', 'IOTEDGE_OPERATOR_ALLOW_DEVICES',
+  'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'IOTEDGE_OPERATOR_LEADER_ELECT',
+];
+
+/** So that VAR=false means off, a switch variable holding a false-like value is treated as unset. */
+export function normaliseSwitchVariables(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of switchVariables) {
+    const value = env[name];
+    if (value === undefined) continue;
+    if (/^(false|0|no|off|)$/i.test(value.trim())) delete env[name];
+    else if (!/^(true|1|yes|on)$/i.test(value.trim())) throw new Error(`${name}="${value}": expected true or false`);
+  }
+}
+
 export function runCommand(): Command {
-  return new Command('run')
+  const command = new Command('run')
     .description('run the operator: reconcile EdgeDeployments into Kubernetes objects')
     .addOption(flag('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig to use; in a pod the in-cluster config is used when absent'))
     .addOption(flag('--namespaces <list>', 'IOTEDGE_OPERATOR_NAMESPACES', '"all", "own" (the operator\'s namespace) or a comma-separated list').default('all'))
@@ -70,6 +88,13 @@ export function runCommand(): Command {
     .action(async (flags: RunFlags) => {
       await runOperator(flags);
     });
+  // Commander reads the variables while parsing; normalise them first, reporting a bad one as a usage error.
+  try {
+    normaliseSwitchVariables();
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  return command;
 }
 
 export function settingsFromFlags(flags: RunFlags): OperatorSettings {
@@ -169,7 +194,9 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
       metrics.apiRequest(verb, resource, code);
     },
   });
-  checks.addReadinessCheck('informers-synced', () => manager.hasSynced());
+  // A standby replica has no caches to sync; it is ready to take over, so it must not block a rollout.
+  let elector: LeaderElector | undefined;
+  checks.addReadinessCheck('informers-synced', () => manager.hasSynced() || (elector !== undefined && !elector.isLeader()));
   const endpoints = await startOperatorEndpoints({
     probeAddress: flags.healthProbeBindAddress,
     metricsAddress: flags.metricsBindAddress,
@@ -179,7 +206,6 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   });
   log.info({ namespaces, leaderElect: flags.leaderElect, concurrency }, 'iotedge-operator starting');
 
-  let elector: LeaderElector | undefined;
   if (flags.leaderElect) {
     elector = new LeaderElector({
       coordination: kc.makeApiClient(CoordinationV1Api),

@@ -1,0 +1,30 @@
+import { describe, expect, it } from '@jest/globals';
+import { normaliseSwitchVariables, parseNamespaces, settingsFromFlags, type RunFlags } from '../../../src/cli/run.ts';
+
+describe('run flags', () => {
+  it('treats a false-like switch variable as off and rejects nonsense', () => {
+    const env: NodeJS.ProcessEnv = { IOTEDGE_OPERATOR_LEADER_ELECT: 'false', IOTEDGE_OPERATOR_ALLOW_PRIVILEGED: 'true', IOTEDGE_OPERATOR_ALLOW_DEVICES: '0' };
+    normaliseSwitchVariables(env);
+    expect(env).toEqual({ IOTEDGE_OPERATOR_ALLOW_PRIVILEGED: 'true' });
+    expect(() => normaliseSwitchVariables({ IOTEDGE_OPERATOR_LEADER_ELECT: 'maybe' })).toThrow('IOTEDGE_OPERATOR_LEADER_ELECT="maybe": expected true or false');
+  });
+
+  it('reads namespaces as all or a list', () => {
+    expect(parseNamespaces('all')).toBe('all');
+    expect(parseNamespaces('')).toBe('all');
+    expect(parseNamespaces('dev1, dev2')).toEqual(['dev1', 'dev2']);
+  });
+
+  it('maps flags onto translation settings', () => {
+    const flags = {
+      namespaces: 'all', allowPrivileged: true, allowHostNetwork: false, allowHostPid: false, allowHostIpc: false, allowHostPath: true,
+      allowAddedCapabilities: false, allowDevices: false, storageClass: 'local-path', volumeSize: '5Gi', volumeAccessMode: 'ReadWriteMany',
+      deleteVolumesWithModules: true, portBindingServiceType: 'NodePort', networkPolicies: false, leaderElect: false, leaderElectionId: 'x',
+      healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info',
+    } satisfies RunFlags;
+    expect(settingsFromFlags(flags)).toMatchObject({
+      allowPrivileged: true, allowHostPath: true, portBindingServiceType: 'NodePort', networkPolicies: false,
+      storage: { storageClassName: 'local-path', defaultVolumeSize: '5Gi', accessMode: 'ReadWriteMany', retainVolumesOnModuleRemoval: false },
+    });
+  });
+});
