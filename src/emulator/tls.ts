@@ -25,8 +25,12 @@ function hourAgo(): Date {
   return new Date(Date.now() - 3600_000);
 }
 
-/** A self-signed CA valid for ten years. */
-export function generateCa(commonName = 'iotedge-operator hub emulator CA'): PemPair {
+/**
+ * A self-signed CA valid for ten years. Its name carries a random suffix: a process that trusts several
+ * emulators' CAs (tests, the demo) would otherwise hold CAs with one name, and TLS verification may then
+ * pick the wrong one and fail with a signature error.
+ */
+export function generateCa(commonName = `iotedge-operator hub emulator CA ${randomBytes(4).toString('hex')}`): PemPair {
   const keyPem = newRsaKeyPem();
   const key = forge.pki.privateKeyFromPem(keyPem);
   const cert = forge.pki.createCertificate();
