@@ -224,9 +224,9 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       `--service-account-key-file=${p('sa.pub')}`, `--service-account-signing-key-file=${p('sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=Node,RBAC', '--allow-privileged=true',
       `--cert-dir=${join(dir, 'apiserver-certs')}`, '--profiling=false',
-      // ConfigMap watches go straight to etcd, so a compacted revision gives a real 410 Gone at once
-      // (the informer test relies on it); with the watch cache that only happens once the cache evicts.
-      '--watch-cache-sizes=configmaps#0',
+      // PodTemplate watches (a kind nothing here uses) go straight to etcd, so a compacted revision gives a real 410
+      // Gone at once (the informer test relies on it); through the watch cache that only happens once it evicts.
+      '--watch-cache-sizes=podtemplates#0',
     ], state);
     save();
     await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');

@@ -7,7 +7,7 @@ import type { Server, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1PodTemplate } from '@kubernetes/client-node';
 import { EDGE_DEPLOYMENT_LABEL, Informer, keyOf, mapToOwner } from '../../src/controller/informer.ts';
 import type { InformerEvent, ListWatchClient } from '../../src/controller/informer.ts';
 import { KubeApiError, KubeClient, isGone } from '../../src/controller/kube-client.ts';
@@ -41,7 +41,21 @@ async function createCm(name: string, labels: Record<string, string> = {}, data:
   return cluster.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name, labels }, data } });
 }
 
-function eventsFor(events: InformerEvent<V1ConfigMap>[], name: string): string[] {
+async function createTemplate(name: string, v = '1'): Promise<V1PodTemplate> {
+  return cluster.core.createNamespacedPodTemplate({
+    namespace: ns,
+    body: { metadata: { name, labels: { set: 'gone' }, annotations: { v } }, template: { spec: { containers: [{ name: 'c', image: 'example.invalid/c:1' }] } } },
+  });
+}
+
+function trackTemplates(informer: Informer<V1PodTemplate>): { informer: Informer<V1PodTemplate>; events: InformerEvent<V1PodTemplate>[] } {
+  informers.push(informer as unknown as Informer<V1ConfigMap>);
+  const events: InformerEvent<V1PodTemplate>[] = [];
+  informer.onEvent((e) => void events.push(e));
+  return { informer, events };
+}
+
+function eventsFor(events: InformerEvent<KubernetesObject>[], name: string): string[] {
   return events.filter((e) => e.object.metadata?.name === name).map((e) => e.type);
 }
 
@@ -158,32 +172,33 @@ describe('Informer against the API server', () => {
   });
 
   it('relists after a real 410 Gone from the API server and emits the deletes it missed', async () => {
-    // A watch from resourceVersion 1 is older than both the watch cache and the compacted etcd history.
+    // PodTemplates bypass the watch cache in the local control plane, so once etcd is compacted a watch
+    // from resourceVersion 1 gets a real 410.
     await ensureResourceVersionOneIsGone();
     const stale = new StaleResumeClient(client);
     let relists = 0;
     const ends: string[] = [];
-    const { informer, events } = track(
-      new Informer<V1ConfigMap>({
+    const { informer, events } = trackTemplates(
+      new Informer<V1PodTemplate>({
         client: stale,
-        path: '/api/v1/configmaps',
+        path: '/api/v1/podtemplates',
         namespace: ns,
         labelSelector: 'set=gone',
         backoff: { initialMs: 200, maxMs: 1000 },
         hooks: { onList: (i) => void (relists += i.relist ? 1 : 0), onWatchEnd: (i) => void ends.push(i.reason) },
       }),
     );
-    await createCm('kept', { set: 'gone' });
-    await createCm('changed', { set: 'gone' }, { v: '1' });
-    await createCm('deleted', { set: 'gone' });
+    await createTemplate('kept');
+    await createTemplate('changed', '1');
+    await createTemplate('deleted');
     await informer.start();
     await eventually('the first watch', async () => (stale.watchCount > 0 ? true : undefined));
 
     // The informer stops watching (as if the connection were down for long); meanwhile the world changes.
     stale.disconnect();
-    await cluster.core.deleteNamespacedConfigMap({ name: 'deleted', namespace: ns });
-    await cluster.core.patchNamespacedConfigMap({ name: 'changed', namespace: ns, body: [{ op: 'replace', path: '/data/v', value: '2' }] });
-    await createCm('created', { set: 'gone' });
+    await cluster.core.deleteNamespacedPodTemplate({ name: 'deleted', namespace: ns });
+    await cluster.core.patchNamespacedPodTemplate({ name: 'changed', namespace: ns, body: [{ op: 'replace', path: '/metadata/annotations/v', value: '2' }] });
+    await createTemplate('created');
     // Its next watch resumes from a resourceVersion the server no longer has.
     stale.reconnectFromResourceVersion('1');
 
@@ -197,9 +212,9 @@ describe('Informer against the API server', () => {
     expect(eventsFor(events, 'created')).toEqual(['add']);
     expect(eventsFor(events, 'kept')).toEqual(['add']);
     expect(informer.keys().sort()).toEqual([`${ns}/changed`, `${ns}/created`, `${ns}/kept`]);
-    expect(informer.get(ns, 'changed')?.data?.v).toBe('2');
+    expect(informer.get(ns, 'changed')?.metadata?.annotations?.v).toBe('2');
     // And it keeps watching after the relist.
-    await createCm('after-relist', { set: 'gone' });
+    await createTemplate('after-relist');
     await eventually('after-relist', async () => (informer.get(ns, 'after-relist') ? true : undefined));
   });
 
@@ -341,7 +356,7 @@ async function ensureResourceVersionOneIsGone(): Promise<void> {
 
 async function watchFromOneIsGone(): Promise<boolean> {
   try {
-    for await (const _event of client.watch(`/api/v1/namespaces/${ns}/configmaps`, { resourceVersion: '1', timeoutSeconds: 1 })) {
+    for await (const _event of client.watch(`/api/v1/namespaces/${ns}/podtemplates`, { resourceVersion: '1', timeoutSeconds: 1 })) {
       // Events mean the server could still replay from 1.
     }
     return false;
