@@ -78,7 +78,9 @@ export class EdgeDeploymentReconciler {
     if (!parsed.ok) return this.writeInvalid(ed, log, invalidFrom(parsed.errors), conditionReasons.invalidDesiredState);
     const passwords = await this.registryPasswords(namespace, parsed.value);
     if (passwords.missing.length) {
-      return this.writeInvalid(ed, log, { issues: passwords.missing, code: 'IEO_REGISTRY_SECRET' }, conditionReasons.invalidDesiredState);
+      await this.writeInvalid(ed, log, { issues: passwords.missing, code: 'IEO_REGISTRY_SECRET' }, conditionReasons.invalidDesiredState);
+      // The user's Secrets are not watched, so look again in a while rather than wait for a spec change.
+      return { requeueAfterMs: 30_000 };
     }
     const deviceId = ed.spec?.deviceId ?? namespace;
     const translated = translate({
