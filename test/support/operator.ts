@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
 import { OperatorManager } from '../../src/controller/manager.ts';
+import { TwinSyncSupervisor } from '../../src/iothub/supervisor.ts';
+import type { TwinSyncTimings } from '../../src/iothub/twin-sync.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
 import { defaultSettings, type OperatorSettings } from '../../src/translate/settings.ts';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
@@ -60,6 +62,8 @@ export async function operatorKubeConfig(cluster: TestCluster, namespace: string
 
 export interface RunningOperator {
   manager: OperatorManager;
+  /** Present when started with `twinSync`: IoT Hub twin sync, as `iotedge-operator run` wires it. */
+  twinSync?: TwinSyncSupervisor;
   requests: { method: string; path: string; code: number | 'error' }[];
   stop(): Promise<void>;
 }
@@ -68,6 +72,7 @@ export async function startTestOperator(
   kubeConfig: KubeConfig,
   namespaces: string[],
   settings: Partial<OperatorSettings> = {},
+  options: { twinSync?: { timings?: Partial<TwinSyncTimings> } } = {},
 ): Promise<RunningOperator> {
   const requests: RunningOperator['requests'] = [];
   const manager = new OperatorManager({
@@ -79,5 +84,23 @@ export async function startTestOperator(
     onRequest: (method, path, code) => requests.push({ method, path, code }),
   });
   await manager.start();
-  return { manager, requests, stop: () => manager.stop(5_000) };
+  let twinSync: TwinSyncSupervisor | undefined;
+  if (options.twinSync) {
+    twinSync = new TwinSyncSupervisor({
+      client: manager.client,
+      namespaces,
+      logger: createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.IOTEDGE_TEST_LOG_LEVEL as 'info'), name: 'twin-sync-under-test' }),
+      timings: options.twinSync.timings,
+    });
+    await twinSync.start();
+  }
+  return {
+    manager,
+    requests,
+    ...(twinSync ? { twinSync } : {}),
+    stop: async () => {
+      await twinSync?.stop();
+      await manager.stop(5_000);
+    },
+  };
 }
