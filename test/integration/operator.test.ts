@@ -144,4 +144,32 @@ describe('operator', () => {
     const sensor = await cluster.apps.readNamespacedDeployment({ name: 'simulatedtemperaturesensor', namespace: ns });
     expect(sensor.spec?.template.spec?.containers[0]?.securityContext?.privileged).not.toBe(true);
   });
+
+  it('takes registry passwords from a referenced Secret, and waits for the Secret when it is missing', async () => {
+    const withRegistry = sample();
+    delete withRegistry.spec!.agent!.modules!.filter;
+    withRegistry.spec!.hub!.routes = { up: { route: 'FROM /messages/* INTO $upstream' } };
+    withRegistry.spec!.agent!.runtime!.settings = {
+      registryCredentials: { myacr: { address: 'myacr.azurecr.io', username: 'puller', passwordSecretRef: { name: 'acr-password', key: 'password' } } },
+    } as never;
+    withRegistry.spec!.agent!.modules!.private = {
+      version: '1.0', type: 'docker', status: 'running', restartPolicy: 'always', startupOrder: 1,
+      settings: { image: 'myacr.azurecr.io/private:1.0', createOptions: {} },
+    } as never;
+    await apply(withRegistry);
+    const waiting = await until('the missing Secret reported', (e) => e.status?.conditions?.find((c) => c.type === 'Valid')?.reason === 'InvalidDesiredState' && e.status.lastDesiredStatus?.description?.includes('IEO_REGISTRY_SECRET') === true);
+    expect(condition(waiting, 'Valid')?.message).toContain('acr-password');
+
+    await cluster.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'acr-password' }, stringData: { password: 'not-a-real-password' } } });
+    await until('valid and Ready once the Secret exists', (e) => condition(e, 'Valid')?.status === 'True' && condition(e, 'Ready')?.status === 'True');
+    const deployment = await cluster.apps.readNamespacedDeployment({ name: 'private', namespace: ns });
+    const pullSecret = deployment.spec?.template.spec?.imagePullSecrets?.[0]?.name;
+    expect(pullSecret).toBeDefined();
+    const secret = await cluster.core.readNamespacedSecret({ name: pullSecret!, namespace: ns });
+    expect(secret.type).toBe('kubernetes.io/dockerconfigjson');
+    const auth = JSON.parse(Buffer.from(secret.data!['.dockerconfigjson']!, 'base64').toString()) as { auths: Record<string, { password?: string; auth?: string }> };
+    expect(JSON.stringify(auth.auths)).toContain(Buffer.from('puller:not-a-real-password').toString('base64'));
+    // The password is in that Secret only: never in the resource.
+    expect(JSON.stringify(await edgeDeployment())).not.toContain('not-a-real-password');
+  });
 });
