@@ -372,7 +372,17 @@ export class DeviceTwinSync {
     client.on('error', (error: Error) => end(error));
     // The SDK reconnects on its own after a transient drop (and to renew its SAS) but never reads the
     // twin again, so a desired change made meanwhile would be missed: read it on every connect.
-    client.on('connect', () => this.enqueue(() => this.refetch(session)));
+    client.on('connect', () => {
+      this.enqueue(() => this.setConnection(true, connectionReasons.connected, `reconnected to ${credentials.hostName} as ${credentials.deviceId}/$edgeAgent`));
+      this.enqueue(() => this.refetch(session));
+    });
+    // The SDK retries a dropped connection for minutes before it emits 'disconnect'; the transport
+    // says at once, so the condition shows the outage while the SDK works on it.
+    transportOf(client)?.on('disconnect', () => {
+      if (this.session !== session || this.stopped) return;
+      void this.setConnection(false, connectionReasons.unreachable, 'connection to IoT Hub lost; reconnecting; modules keep running from the last desired state')
+        .catch((error: unknown) => this.log.debug({ err: error }, 'status write failed'));
+    });
     this.held = jsonClone(twin.properties.desired);
     this.heldVersion = desiredVersionOf(this.held);
     twin.on('properties.desired', (patch: JsonObject) => this.onDesired(session, patch));
@@ -619,6 +629,19 @@ export class DeviceTwinSync {
   }
 }
 
+type PrivateTransport = {
+  emit: (event: string | symbol, ...args: unknown[]) => boolean;
+  on: (event: string, listener: (...args: unknown[]) => void) => unknown;
+  sendMethodResponse?: (response: unknown, done: (err?: Error) => void) => void;
+  listenerCount: (event: string) => number;
+};
+
+/** azure-iot-device's transport (private); undefined if a future SDK hides it. */
+function transportOf(client: ModuleClient): PrivateTransport | undefined {
+  const transport = (client as unknown as { _transport?: PrivateTransport })._transport;
+  return transport && typeof transport.on === 'function' && typeof transport.emit === 'function' ? transport : undefined;
+}
+
 interface MethodMessage {
   methods: { methodName: string };
   requestId: string;
@@ -630,7 +653,7 @@ interface MethodMessage {
  * (a private part of azure-iot-device, checked before use) and answers 501 with a message.
  */
 function answerUnknownMethods(client: ModuleClient, known: readonly string[], log: Logger): void {
-  const transport = (client as unknown as { _transport?: { emit: (event: string | symbol, ...args: unknown[]) => boolean; sendMethodResponse?: (response: unknown, done: (err?: Error) => void) => void; listenerCount: (event: string) => number } })._transport;
+  const transport = transportOf(client);
   if (!transport || typeof transport.sendMethodResponse !== 'function') {
     log.debug({}, 'unknown direct methods cannot be answered with this SDK version');
     return;

@@ -8,6 +8,9 @@ import { startHubEmulator, type HubEmulator } from '../../src/emulator/index.ts'
 import { createTestNamespace, deleteTestNamespace, eventually, testCluster } from '../support/cluster.ts';
 import { ensureCrd, operatorKubeConfig, startTestOperator, type RunningOperator } from '../support/operator.ts';
 import { trustForServiceSdk } from '../integration/emulator/sdk.ts';
+import device from 'azure-iot-device';
+import mqtt from 'azure-iot-device-mqtt';
+import iothub from 'azure-iothub';
 import { allRunning, asReported, bindDevice, condition, deploy, desiredVersionOf, edgeDeployment, manifest, serviceRegistry, until, untilReported } from './iothub-support.ts';
 
 const cluster = testCluster();
@@ -63,6 +66,115 @@ describe('IoT Hub mode', () => {
     const finalEd = await edgeDeployment(cluster, ns);
     expect(finalEd.status?.iotHub?.lastReportTime).toEqual(expect.any(String));
   });
-});
 
-export { eventually };
+  it('follows desired updates: a module added, an image changed, a module stopped, a module removed', async () => {
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:2.0' }, filter: { startupOrder: 2, status: 'stopped' }, extra: { startupOrder: 3 } }));
+    let version = desiredVersionOf(hub, ns);
+    await until(cluster, ns, 'three modules with the new image', (e) => e.status?.lastDesiredVersion === version && condition(e, 'Ready')?.status === 'True');
+    const sensor = await cluster.apps.readNamespacedDeployment({ name: 'sensor', namespace: ns });
+    expect(sensor.spec?.template.spec?.containers[0]?.image).toBe('example.azurecr.io/sensor:2.0');
+    const filter = await cluster.apps.readNamespacedDeployment({ name: 'filter', namespace: ns });
+    expect(filter.spec?.replicas).toBe(0);
+    let r = await untilReported(hub, ns, 'extra running, filter stopped', (rep) => asReported(rep).lastDesiredVersion === version
+      && asReported(rep).modules?.extra?.runtimeStatus === 'running' && asReported(rep).modules?.filter?.runtimeStatus === 'stopped'
+      && asReported(rep).modules?.sensor?.settings?.image === 'example.azurecr.io/sensor:2.0');
+    expect(asReported(r).modules?.filter?.status).toBe('stopped');
+    expect(Object.keys(hub.registry.device(ns).modules).sort()).toEqual(['$edgeAgent', '$edgeHub', 'extra', 'filter', 'sensor']);
+
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:2.0' }, filter: { startupOrder: 2 } }));
+    version = desiredVersionOf(hub, ns);
+    r = await untilReported(hub, ns, 'extra gone', (rep) => allRunning(rep, ['sensor', 'filter'], version));
+    expect(asReported(r).modules?.extra).toBeUndefined();
+    await eventually('extra Deployment pruned', async () => ((await cluster.apps.listNamespacedDeployment({ namespace: ns })).items.some((d) => d.metadata?.name === 'extra') ? undefined : true));
+    await eventually('extra identity removed', async () => (hub.registry.findModule(ns, 'extra') ? undefined : true));
+    await eventually('extra Secret removed', async () => ((await cluster.core.listNamespacedSecret({ namespace: ns })).items.some((x) => x.metadata?.name === 'extra-iothub') ? undefined : true));
+  });
+
+  it('reports an invalid desired state as 400 naming the field and keeps the old modules running', async () => {
+    const before = await edgeDeployment(cluster, ns);
+    const bad = manifest({ sensor: { image: 'example.azurecr.io/sensor:2.0' }, filter: { startupOrder: 2 } });
+    const agent = (bad.modulesContent as Record<string, Record<string, { modules: Record<string, Record<string, unknown>> }>>).$edgeAgent!['properties.desired']!;
+    agent.modules.filter!.restartPolicy = 'sometimes';
+    await deploy(registry, ns, bad);
+    const version = desiredVersionOf(hub, ns);
+    const r = await untilReported(hub, ns, 'lastDesiredStatus 400', (rep) => asReported(rep).lastDesiredVersion === version && asReported(rep).lastDesiredStatus?.code === 400);
+    expect(asReported(r).lastDesiredStatus?.description).toContain('$edgeAgent/modules/filter/restartPolicy');
+    const ed = await until(cluster, ns, 'IoTHubDesiredStateAccepted=False', (e) => condition(e, 'IoTHubDesiredStateAccepted')?.status === 'False');
+    expect(condition(ed, 'IoTHubDesiredStateAccepted')?.message).toContain('restartPolicy');
+    expect(ed.spec).toEqual(before.spec);
+    expect(ed.metadata?.generation).toBe(before.metadata?.generation);
+    expect(condition(ed, 'Ready')?.status).toBe('True');
+    expect((await modulePods('filter')).some((p) => p.status?.phase === 'Running')).toBe(true);
+
+    // A valid deployment afterwards is taken again.
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:2.0' }, filter: { startupOrder: 2 } }));
+    const good = desiredVersionOf(hub, ns);
+    await untilReported(hub, ns, 'back to 200', (rep) => allRunning(rep, ['sensor', 'filter'], good));
+    await until(cluster, ns, 'IoTHubDesiredStateAccepted=True', (e) => condition(e, 'IoTHubDesiredStateAccepted')?.status === 'True');
+  });
+
+  it('keeps modules running through a hub outage and re-syncs a change made meanwhile', async () => {
+    const podsBefore = (await modulePods('sensor')).map((p) => p.metadata?.uid);
+    hub.admin.refuseConnections('connack', { forMs: 6_000 });
+    expect(hub.admin.dropConnections({ deviceId: ns })).toBeGreaterThan(0);
+    const down = await until(cluster, ns, 'IoTHubConnected=False', (e) => condition(e, 'IoTHubConnected')?.status === 'False');
+    expect(down.status?.iotHub?.connected).toBe(false);
+    // The change lands while the operator is away: no notification can reach it.
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:3.0' }, filter: { startupOrder: 2 } }));
+    const version = desiredVersionOf(hub, ns);
+    const during = await edgeDeployment(cluster, ns);
+    expect(condition(during, 'Ready')?.status).toBe('True');
+    expect((await modulePods('sensor')).map((p) => p.metadata?.uid)).toEqual(podsBefore);
+
+    await until(cluster, ns, 'reconnected and re-synced', (e) => condition(e, 'IoTHubConnected')?.status === 'True' && e.status?.lastDesiredVersion === version, 300_000);
+    const sensor = await cluster.apps.readNamespacedDeployment({ name: 'sensor', namespace: ns });
+    expect(sensor.spec?.template.spec?.containers[0]?.image).toBe('example.azurecr.io/sensor:3.0');
+    await untilReported(hub, ns, 'the outage change', (rep) => allRunning(rep, ['sensor', 'filter'], version) && asReported(rep).modules?.sensor?.settings?.image === 'example.azurecr.io/sensor:3.0');
+  });
+
+  it('catches a dropped desired notification by the version gap', async () => {
+    hub.admin.dropDesiredNotifications({ count: 1 }, { deviceId: ns, moduleId: '$edgeAgent' });
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:4.0' }, filter: { startupOrder: 2 } }));
+    const dropped = desiredVersionOf(hub, ns);
+    expect(hub.admin.desiredNotifications().some((n) => n.deviceId === ns && n.version === dropped && n.outcome === 'dropped')).toBe(true);
+    await deploy(registry, ns, manifest({ sensor: { image: 'example.azurecr.io/sensor:5.0' }, filter: { startupOrder: 2 } }));
+    const version = desiredVersionOf(hub, ns);
+    expect(version).toBe(dropped + 1);
+    await untilReported(hub, ns, 'the version after the gap', (rep) => allRunning(rep, ['sensor', 'filter'], version) && asReported(rep).modules?.sensor?.settings?.image === 'example.azurecr.io/sensor:5.0');
+  });
+
+  it('gives each module an identity and a Secret whose connection string authenticates', async () => {
+    const secret = await cluster.core.readNamespacedSecret({ name: 'sensor-iothub', namespace: ns });
+    const connectionString = Buffer.from(secret.data!.EdgeHubConnectionString!, 'base64').toString();
+    expect(connectionString).toMatch(new RegExp(`^HostName=${hub.host.replace(/\./g, '\\.')};DeviceId=${ns};ModuleId=sensor;SharedAccessKey=[^;]+;GatewayHostName=edgehub$`));
+    expect(Buffer.from(secret.data!['ca.crt']!, 'base64').toString()).toBe(hub.caCertPem);
+    expect(hub.registry.module(ns, 'sensor').managedBy).toBe('IotEdge');
+    // No edgeHub runs here, so the module dials the emulator instead of its GatewayHostName.
+    const direct = connectionString.replace(/;GatewayHostName=edgehub$/, hub.mqttPort === 8883 ? '' : `;GatewayHostName=${hub.host}:${hub.mqttPort}`);
+    const client = device.ModuleClient.fromConnectionString(direct, mqtt.Mqtt);
+    await client.setOptions({ ca: hub.caCertPem });
+    await client.open();
+    try {
+      expect(hub.isConnected({ deviceId: ns, moduleId: 'sensor' })).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers ping, restarts a module with RestartModule, and refuses other methods', async () => {
+    const methods = iothub.Client.fromConnectionString(hub.serviceConnectionString);
+    const ping = await methods.invokeDeviceMethod(ns, '$edgeAgent', { methodName: 'ping', payload: null, responseTimeoutInSeconds: 20 });
+    expect(ping.result).toMatchObject({ status: 200, payload: {} });
+    const before = (await modulePods('filter')).map((p) => p.metadata?.uid);
+    expect(before).toHaveLength(1);
+    const restart = await methods.invokeDeviceMethod(ns, '$edgeAgent', { methodName: 'RestartModule', payload: { schemaVersion: '1.0', id: 'filter' }, responseTimeoutInSeconds: 20 });
+    expect(restart.result).toMatchObject({ status: 200 });
+    await eventually('a new filter pod', async () => {
+      const pods = await modulePods('filter');
+      return pods.length === 1 && pods[0]!.metadata?.uid !== before[0] && pods[0]!.status?.phase === 'Running' ? true : undefined;
+    });
+    const other = await methods.invokeDeviceMethod(ns, '$edgeAgent', { methodName: 'GetModuleLogs', payload: {}, responseTimeoutInSeconds: 20 });
+    expect(other.result).toMatchObject({ status: 501, payload: { message: expect.stringContaining('not supported') } });
+    methods.close();
+  });
+});
