@@ -11,6 +11,7 @@ import { OperatorMetrics, describeApiRequest } from '../runtime/metrics.ts';
 import { HealthChecks, startOperatorEndpoints } from '../runtime/health.ts';
 import { LeaderElector, defaultIdentity } from '../runtime/leader-election.ts';
 import { onShutdownSignal } from '../runtime/shutdown.ts';
+import { TwinSyncSupervisor } from '../iothub/supervisor.ts';
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -38,6 +39,8 @@ export interface RunFlags {
   concurrency: string;
   logLevel: string;
   hubHostName?: string;
+  /** False with --no-twin-sync; absent means on. */
+  twinSync?: boolean;
 }
 
 const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
@@ -85,6 +88,7 @@ export function runCommand(): Command {
     .addOption(flag('--concurrency <n>', 'IOTEDGE_OPERATOR_CONCURRENCY', 'EdgeDeployments reconciled at once').default('4'))
     .addOption(flag('--log-level <level>', 'IOTEDGE_OPERATOR_LOG_LEVEL', 'trace, debug, info, warn, error').default('info'))
     .addOption(flag('--hub-host-name <host>', 'IOTEDGE_OPERATOR_HUB_HOST_NAME', 'IoT Hub host name given to modules when an EdgeDeployment has no IoT Hub binding'))
+    .addOption(flag('--no-twin-sync', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC', 'do not connect EdgeDeployments with spec.iotHub to IoT Hub (twin sync runs by default and only acts on bound resources)'))
     .action(async (flags: RunFlags) => {
       await runOperator(flags);
     });
@@ -197,6 +201,13 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   // A standby replica has no caches to sync; it is ready to take over, so it must not block a rollout.
   let elector: LeaderElector | undefined;
   checks.addReadinessCheck('informers-synced', () => manager.hasSynced() || (elector !== undefined && !elector.isLeader()));
+  // Twin sync acts only on EdgeDeployments with spec.iotHub, so it is on unless switched off.
+  const twinSync = flags.twinSync === false ? undefined : new TwinSyncSupervisor({
+    client: manager.client,
+    namespaces,
+    logger: log.child({ component: 'twin-sync' }),
+    metrics: { twinSync: (result, namespace) => metrics.twinSync(result, namespace) },
+  });
   const endpoints = await startOperatorEndpoints({
     probeAddress: flags.healthProbeBindAddress,
     metricsAddress: flags.metricsBindAddress,
@@ -216,6 +227,7 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
       metrics,
       onStartedLeading: async () => {
         await manager.start();
+        await twinSync?.start();
       },
       onStoppedLeading: (reason) => {
         if (reason === 'lost') {
@@ -228,10 +240,12 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     void elector.run();
   } else {
     await manager.start();
+    await twinSync?.start();
   }
 
   onShutdownSignal(async () => {
     log.info('shutting down: no new work, finishing what is in flight');
+    await twinSync?.stop();
     await manager.stop();
     await elector?.stop({ release: true });
     await endpoints.stop();
