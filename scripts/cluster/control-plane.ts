@@ -321,7 +321,8 @@ export async function bounceComponent(dir: string, name: Component, downMs: numb
 
 /** The worker of the Azure Stack Edge Pro shape: one node, managed by KWOK, with a GPU to schedule GPU modules. */
 function workerNode() {
-  const resources = { cpu: '16', memory: '64Gi', pods: '250', 'nvidia.com/gpu': '1', 'ephemeral-storage': '200Gi' };
+  // Room for the benchmarks' thousands of pods; KWOK runs none of them.
+  const resources = { cpu: '64', memory: '256Gi', pods: '10000', 'nvidia.com/gpu': '1', 'ephemeral-storage': '1Ti' };
   return {
     apiVersion: 'v1',
     kind: 'Node',
