@@ -16,6 +16,7 @@ const subcommands: Record<string, Subcommand> = {
   render: async (s) => (await import('./render.ts')).renderCommand(s),
   'hub-emulator': async () => (await import('./hub-emulator.ts')).hubEmulatorCommand(),
   run: async () => (await import('./run.ts')).runCommand(),
+  deploy: async (s) => (await import('./deploy.ts')).deployCommand(s),
 };
 
 /** The subcommand named on the command line, if it is one we know: then only that one is loaded. */
