@@ -91,6 +91,7 @@ export class EdgeDeploymentReconciler {
       hubHostName: ed.spec?.iotHub?.hostName ?? this.o.defaultHubHostName ?? '',
       settings: this.o.settings,
       registryPasswords: passwords.values,
+      moduleCredentialSecrets: this.moduleCredentialSecrets(namespace, name),
     });
     if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
 
@@ -174,6 +175,20 @@ export class EdgeDeploymentReconciler {
       values[id] = Buffer.from(encoded, 'base64').toString('utf8');
     }
     return { values, missing };
+  }
+
+  /**
+   * IoT Hub mode: twin sync keeps one Secret per module identity (labelled with this EdgeDeployment and
+   * annotated with the module id). Modules get theirs once it exists; its creation triggers a reconcile.
+   */
+  private moduleCredentialSecrets(namespace: string, owner: string): Record<string, string> {
+    const refs: Record<string, string> = {};
+    for (const secret of (this.o.children.get('Secret')?.list(namespace) ?? []) as V1Secret[]) {
+      const moduleId = secret.metadata?.annotations?.[annotationKeys.moduleId];
+      if (!moduleId || secret.metadata?.labels?.[labelKeys.edgeDeployment] !== owner || secret.data?.EdgeHubConnectionString === undefined) continue;
+      refs[moduleId] = secret.metadata!.name!;
+    }
+    return refs;
   }
 
   private podsByModule(namespace: string, owner: string): Map<string, V1Pod[]> {

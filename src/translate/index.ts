@@ -55,7 +55,16 @@ export interface TranslateInput {
   settings: OperatorSettings;
   /** Registry credential name -> password, resolved by the controller from Secrets. */
   registryPasswords?: Record<string, string>;
+  /**
+   * Module id -> the Secret holding its IoT Hub identity (IoT Hub mode): key `EdgeHubConnectionString`,
+   * optionally `ca.crt`. The module gets both as ModuleClient.fromEnvironment() reads them, so it runs
+   * without IoT Edge's workload API.
+   */
+  moduleCredentialSecrets?: Record<string, string>;
 }
+
+/** Where a module finds the CA of its hub or gateway (EdgeModuleCACertificateFile). */
+export const moduleCaMountPath = '/etc/iotedge-operator/iothub';
 
 export interface ObjectRef {
   apiVersion: string;
@@ -308,6 +317,16 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       podAnnotations[annotationKeys.configHash] = routesHash;
       volumes.push({ name: routesVolumeName, configMap: { name: routesConfigName } });
       draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: routesVolumeName, mountPath: routesMountPath, readOnly: true }];
+    }
+    const credentials = input.moduleCredentialSecrets?.[spec.id];
+    if (credentials) {
+      volumes.push({ name: 'iothub-identity', secret: { secretName: credentials, items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true } });
+      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: 'iothub-identity', mountPath: moduleCaMountPath, readOnly: true }];
+      draft.container.env = [
+        ...(draft.container.env ?? []),
+        { name: 'EdgeHubConnectionString', valueFrom: { secretKeyRef: { name: credentials, key: 'EdgeHubConnectionString' } } },
+        { name: 'EdgeModuleCACertificateFile', value: `${moduleCaMountPath}/ca.crt` },
+      ];
     }
     const imagePullSecrets = pullSecretsFor(spec.image, pullSecrets).map((n) => ({ name: n }));
     const podSpec: V1PodSpec = {

@@ -149,6 +149,14 @@ describe('IoT Hub mode', () => {
     expect(connectionString).toMatch(new RegExp(`^HostName=${hub.host.replace(/\./g, '\\.')};DeviceId=${ns};ModuleId=sensor;SharedAccessKey=[^;]+;GatewayHostName=edgehub$`));
     expect(Buffer.from(secret.data!['ca.crt']!, 'base64').toString()).toBe(hub.caCertPem);
     expect(hub.registry.module(ns, 'sensor').managedBy).toBe('IotEdge');
+    // The module's pod reads it as ModuleClient.fromEnvironment() expects, without IoT Edge's workload API.
+    const template = await eventually('the sensor pod template to carry its identity', async () => {
+      const d = await cluster.apps.readNamespacedDeployment({ name: 'sensor', namespace: ns });
+      const env = d.spec?.template.spec?.containers[0]?.env ?? [];
+      return env.some((e) => e.name === 'EdgeHubConnectionString') ? d.spec!.template.spec! : undefined;
+    });
+    expect(template.containers[0]!.env).toContainEqual({ name: 'EdgeHubConnectionString', valueFrom: { secretKeyRef: { name: 'sensor-iothub', key: 'EdgeHubConnectionString' } } });
+    expect(template.containers[0]!.env?.find((e) => e.name === 'EdgeModuleCACertificateFile')?.value).toMatch(/ca\.crt$/);
     // No edgeHub runs here, so the module dials the emulator instead of its GatewayHostName.
     const direct = connectionString.replace(/;GatewayHostName=edgehub$/, hub.mqttPort === 8883 ? '' : `;GatewayHostName=${hub.host}:${hub.mqttPort}`);
     const client = device.ModuleClient.fromConnectionString(direct, mqtt.Mqtt);
