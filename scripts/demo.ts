@@ -68,7 +68,8 @@ async function createEdgeDevice(registry: iothub.Registry): Promise<string> {
 async function bindDevice(state: ClusterState, connectionString: string): Promise<void> {
   const docs = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'iothub-device', namespace }, type: 'Opaque', stringData: { connectionString } },
+    // ca.crt: the operator trusts the emulator's CA for this device only (see docs/iothub.md).
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'iothub-device', namespace }, type: 'Opaque', stringData: { connectionString, 'ca.crt': hub!.caCertPem } },
     {
       apiVersion: 'iotedge-operator.io/v1alpha1', kind: 'EdgeDeployment', metadata: { name: 'device', namespace },
       spec: { deviceId, iotHub: { connectionStringSecretRef: { name: 'iothub-device', key: 'connectionString' } } },
@@ -82,8 +83,6 @@ function startOperator(state: ClusterState): ChildProcess {
   const child = spawn(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'run', '--kubeconfig', state.kubeconfig, '--namespaces', namespace,
     '--health-probe-bind-address', '127.0.0.1:0', '--metrics-bind-address', '127.0.0.1:0'], {
     stdio: ['ignore', log, log],
-    // The operator dials the emulator over TLS; its CA is the only extra trust it gets.
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: join(demoDir, 'hub-ca.pem') },
   });
   child.once('exit', (code) => {
     if (code !== 0 && code !== null) console.error(`\nthe operator exited with code ${code}; see ${relative(process.cwd(), join(demoDir, 'operator.log'))}`);
