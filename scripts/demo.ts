@@ -106,13 +106,18 @@ async function portsByModule(state: ClusterState): Promise<PortsByModule> {
   const services = JSON.parse(await kubectl(state, ['-n', namespace, 'get', 'services', '-o', 'json'])) as {
     items: { metadata: { annotations?: Record<string, string>; labels?: Record<string, string> }; spec: { type: string; ports?: { port: number; protocol?: string }[] } }[];
   };
-  const ports: Record<string, Set<string>> = {};
+  // Port → how it is reachable; a port bound outside the cluster shows once, with its Service type.
+  const ports: Record<string, Map<string, string>> = {};
   for (const s of services.items) {
     const module = s.metadata.labels?.['iotedge-operator.io/module'];
     if (!module) continue;
-    for (const p of s.spec.ports ?? []) (ports[module] ??= new Set()).add(`${p.port}/${(p.protocol ?? 'TCP').toLowerCase()}${s.spec.type === 'ClusterIP' ? '' : ` (${s.spec.type})`}`);
+    for (const p of s.spec.ports ?? []) {
+      const port = `${p.port}/${(p.protocol ?? 'TCP').toLowerCase()}`;
+      const byPort = (ports[module] ??= new Map());
+      if (s.spec.type !== 'ClusterIP' || !byPort.has(port)) byPort.set(port, s.spec.type === 'ClusterIP' ? port : `${port} ${s.spec.type}`);
+    }
   }
-  return Object.fromEntries(Object.entries(ports).map(([m, set]) => [m, [...set].sort().join(', ')]));
+  return Object.fromEntries(Object.entries(ports).map(([m, byPort]) => [m, [...byPort.values()].sort((a, b) => parseInt(a) - parseInt(b)).join(', ')]));
 }
 
 function table(ed: EdgeDeployment, ports: PortsByModule): string {
@@ -210,9 +215,9 @@ async function main(): Promise<void> {
   console.log(`  kubectl -n ${namespace} get deploy,pods,svc,pvc,networkpolicies`);
   console.log('Change the deployment and watch it roll:');
   console.log(`  edit ${relative(process.cwd(), manifestFile)} (e.g. a module's image), then in another terminal:`);
-  console.log(`  NODE_EXTRA_CA_CERTS=.demo/hub-ca.pem npm run cli -- deploy --hub-connection-string '${hub.serviceConnectionString.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=…')}' --device ${deviceId} ${relative(process.cwd(), manifestFile)}`);
-  console.log(`  (the full service connection string is in .demo/hub.env)`);
-  writeFileSync(join(demoDir, 'hub.env'), `IOTHUB_CONNECTION_STRING='${hub.serviceConnectionString}'\nNODE_EXTRA_CA_CERTS=${join(demoDir, 'hub-ca.pem')}\n`, { mode: 0o600 });
+  console.log('  source .demo/hub.env   # the emulator\'s service connection string and CA');
+  console.log(`  npm run cli -- deploy --hub-connection-string "$IOTHUB_CONNECTION_STRING" --device ${deviceId} ${relative(process.cwd(), manifestFile)}`);
+  writeFileSync(join(demoDir, 'hub.env'), `export IOTHUB_CONNECTION_STRING='${hub.serviceConnectionString}'\nexport NODE_EXTRA_CA_CERTS=${join(demoDir, 'hub-ca.pem')}\n`, { mode: 0o600 });
   console.log(`  kubectl -n ${namespace} get edep device -w`);
   console.log(`\nConverged in ${elapsed()}. Running until Ctrl-C${startedCluster ? ' (which also stops the control plane)' : ''}.`);
 }
