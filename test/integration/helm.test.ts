@@ -12,6 +12,7 @@ import { runCommand } from '../../src/cli/run.ts';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { binary, createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd, startTestOperator, type RunningOperator } from '../support/operator.ts';
+import { sampleEdgeDeployment as sample, sampleModule } from '../support/samples.ts';
 
 const cluster = testCluster();
 const rbacApi = cluster.kc.makeApiClient(RbacAuthorizationV1Api);
@@ -74,33 +75,9 @@ async function serviceAccountKubeConfig(namespace: string, serviceAccount: strin
 }
 
 function sampleEdgeDeployment(namespace: string): EdgeDeployment {
-  const settings = (image: string) => ({ image, createOptions: {} });
-  return {
-    apiVersion: 'iotedge-operator.io/v1alpha1',
-    kind: 'EdgeDeployment',
-    metadata: { name: 'device', namespace },
-    spec: {
-      agent: {
-        schemaVersion: '1.1',
-        runtime: { type: 'docker', settings: { minDockerVersion: 'v1.25' } },
-        systemModules: {
-          edgeAgent: { type: 'docker', settings: settings('mcr.microsoft.com/azureiotedge-agent:1.5') },
-          edgeHub: { type: 'docker', status: 'running', restartPolicy: 'always', startupOrder: 0, settings: settings('mcr.microsoft.com/azureiotedge-hub:1.5') },
-        },
-        modules: {
-          SimulatedTemperatureSensor: {
-            version: '1.0', type: 'docker', status: 'running', restartPolicy: 'always', startupOrder: 1,
-            settings: { image: 'mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.5', createOptions: { HostConfig: { Binds: ['sensordata:/data'] } } },
-          },
-        },
-      },
-      hub: {
-        schemaVersion: '1.1',
-        routes: { sensorToUpstream: { route: 'FROM /messages/modules/SimulatedTemperatureSensor/outputs/* INTO $upstream' } },
-        storeAndForwardConfiguration: { timeToLiveSecs: 7200 },
-      },
-    },
-  } as EdgeDeployment;
+  return sample(namespace, {
+    SimulatedTemperatureSensor: sampleModule('mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.5', { startupOrder: 1 }, { HostConfig: { Binds: ['sensordata:/data'] } }),
+  }, { routes: { sensorToUpstream: { route: 'FROM /messages/modules/SimulatedTemperatureSensor/outputs/* INTO $upstream' } } });
 }
 
 /** Runs the operator in this process as the chart's ServiceAccount until a sample EdgeDeployment is Ready. */
