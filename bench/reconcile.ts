@@ -15,6 +15,7 @@ import { manifestFromResource } from '../src/manifest/resource.ts';
 import { defaultSettings, toWire, translate } from '../src/translate/index.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../test/support/samples.ts';
 import { kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
+import { numberList, option, percentile } from './support.ts';
 
 interface Options {
   sizes: number[];
@@ -23,12 +24,9 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const value = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const value = (name: string) => option(args, name);
   return {
-    sizes: (value('--sizes') ?? '50,200').split(',').map(Number).filter((n) => n > 0),
+    sizes: numberList(value('--sizes') ?? '50,200'),
     steadySeconds: Number(value('--steady-seconds') ?? 60),
     modules: Number(value('--modules') ?? 10),
   };
@@ -51,10 +49,6 @@ function rendered(ed: EdgeDeployment): unknown[] {
 
 const yamlStream = (docs: unknown[]) => docs.map((d) => dump(d, { noRefs: true })).join('---\n');
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -20,6 +20,7 @@ import { bindDevice, deploy, manifest, serviceRegistry } from '../test/e2e/iothu
 import { isReady } from '../test/support/samples.ts';
 import { startTestOperator } from '../test/support/operator.ts';
 import type { TestCluster } from '../test/support/cluster.ts';
+import { numberList, option, percentile } from './support.ts';
 
 interface Options {
   devices: number[];
@@ -27,22 +28,15 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const value = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const value = (name: string) => option(args, name);
   return {
-    devices: (value('--devices') ?? '1,10,50').split(',').map(Number).filter((n) => n > 0),
+    devices: numberList(value('--devices') ?? '1,10,50'),
     rounds: Number(value('--rounds') ?? 5),
   };
 }
 
 const modulesOf = (image: string) => ({ sensor: { image }, filter: { image: 'example.azurecr.io/filter:1.0', startupOrder: 2 } });
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
-}
 
 function asTestCluster(state: ClusterState): TestCluster {
   const kc = new KubeConfig();
