@@ -55,6 +55,8 @@ interface Invalid {
 
 export class EdgeDeploymentReconciler {
   private readonly o: ReconcilerOptions;
+  /** uid/kind/name → the generation our last apply produced, to tell our writes from others'. */
+  private readonly appliedGenerations = new Map<string, number>();
   constructor(options: ReconcilerOptions) {
     this.o = options;
   }
@@ -227,7 +229,19 @@ export class EdgeDeploymentReconciler {
     };
     const hash = contentHash(owned);
     const cached = this.o.children.get(desired.kind!)?.get(namespace, name);
-    if (cached && cached.metadata?.annotations?.[appliedHashAnnotation] === hash) return;
+    const identity = `${cached?.metadata?.uid}/${objectId(desired)}`;
+    if (cached && cached.metadata?.annotations?.[appliedHashAnnotation] === hash) {
+      // Same desired object. Someone else changing its spec (say, scaling a module's Deployment) moves its
+      // generation past the one our last apply produced: that drift is applied away. After a restart the
+      // cache is taken as applied, so a restart over unchanged resources writes nothing.
+      const generation = cached.metadata?.generation;
+      const ours = this.appliedGenerations.get(identity);
+      if (generation === undefined || ours === undefined || generation <= ours) {
+        if (generation !== undefined && ours === undefined) this.appliedGenerations.set(identity, generation);
+        return;
+      }
+      log.info({ object: objectId(desired), generation, applied: ours }, 'changed by someone else; applying the desired state again');
+    }
     if (cached && desired.kind === 'Pod') {
       // A Pod's spec is immutable: a changed bare-pod module is replaced, and recreated on the next pass.
       log.info({ pod: name }, 'replacing bare pod whose desired spec changed');
@@ -235,10 +249,11 @@ export class EdgeDeploymentReconciler {
       return;
     }
     const body = { ...owned, metadata: { ...owned.metadata, annotations: { ...owned.metadata?.annotations, [appliedHashAnnotation]: hash } } };
-    await this.o.client.request('PATCH', objectPath(kind, namespace, name), { fieldManager, force: 'true' }, {
+    const applied = await this.o.client.request<KubernetesObject>('PATCH', objectPath(kind, namespace, name), { fieldManager, force: 'true' }, {
       body,
       contentType: 'application/apply-patch+yaml',
     });
+    if (applied?.metadata?.generation !== undefined) this.appliedGenerations.set(`${applied.metadata.uid}/${objectId(desired)}`, applied.metadata.generation);
     log.debug({ object: objectId(desired) }, 'applied');
   }
 

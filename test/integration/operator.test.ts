@@ -121,6 +121,14 @@ describe('operator', () => {
     expect(Object.keys(ed.status?.modules ?? {}).sort()).toEqual(['SimulatedTemperatureSensor', 'edgeHub']);
   });
 
+  it('applies the desired state again when someone else changes a module\'s Deployment', async () => {
+    await kubectl(cluster, ['-n', ns, 'scale', 'deployment/simulatedtemperaturesensor', '--replicas=3']);
+    await eventually('the operator to restore one replica', async () => {
+      const d = await cluster.apps.readNamespacedDeployment({ name: 'simulatedtemperaturesensor', namespace: ns });
+      return d.spec?.replicas === 1 && (d.metadata?.generation ?? 0) > 1 ? d : undefined;
+    });
+  });
+
   it('keeps the running modules when an update is invalid, and says why with Valid=False and an Event', async () => {
     // The CRD's own rules catch many mistakes at admission; a policy denial is only known to the operator.
     const bad = sample();
