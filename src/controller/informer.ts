@@ -73,6 +73,11 @@ export interface InformerOptions {
   logger?: Logger;
   hooks?: InformerHooks;
   random?: () => number;
+  /**
+   * Keeps only what the consumer reads of each object (before it is frozen), e.g. a Pod's metadata and
+   * status: memory at scale, and no Secret values held in the cache.
+   */
+  transform?: (obj: KubernetesObject) => KubernetesObject;
 }
 
 /** `namespace/name`, or `name` for cluster-scoped objects: the work-queue key. */
@@ -124,9 +129,9 @@ export function deepFreeze<T>(value: T): T {
 }
 
 /** What the informer keeps of an object from the API: managedFields dropped (memory), then deep-frozen. */
-export function ingest<T extends KubernetesObject>(obj: T): T {
+export function ingest<T extends KubernetesObject>(obj: T, transform?: (obj: T) => T): T {
   if (obj.metadata && 'managedFields' in obj.metadata) delete obj.metadata.managedFields;
-  return deepFreeze(obj);
+  return deepFreeze(transform ? transform(obj) : obj);
 }
 
 export interface RelistDiff<T> {
@@ -219,6 +224,8 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private readonly backoff: JitteredBackoff;
   private readonly handlers = new Set<InformerHandler<T>>();
   private cache = new Map<string, T>();
+  /** The same objects by namespace, so a namespace's list costs its own size, not the cluster's. */
+  private byNamespace = new Map<string, Map<string, T>>();
   private resourceVersion = '';
   private synced = false;
   private stopController = new AbortController();
@@ -309,8 +316,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
 
   /** Cached objects (deep-frozen), optionally of one namespace. */
   list(namespace?: string): T[] {
-    const all = [...this.cache.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
+    return [...(namespace === undefined ? this.cache : this.byNamespace.get(namespace) ?? new Map<string, T>()).values()];
   }
 
   /** Cached objects whose labels include every pair of `labels`. */
@@ -376,9 +382,11 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     // stop() must not wait on a transport that ignores the signal.
     const { items, resourceVersion } = await untilAborted(listing, this.stopController.signal);
     if (this.stopController.signal.aborted) return;
-    const fresh = items.map((item) => ingest(item));
+    const fresh = items.map((item) => this.ingest(item));
     const diff = diffRelist(this.cache, fresh);
-    this.cache = new Map(fresh.map((o) => [keyOf(o), o]));
+    this.cache = new Map();
+    this.byNamespace = new Map();
+    for (const o of fresh) this.store(keyOf(o), o);
     this.resourceVersion = resourceVersion;
     this.hooks.onList?.({ items: fresh.length, resourceVersion, relist });
     if (relist) {
@@ -451,20 +459,33 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     return { events, durationMs };
   }
 
+  private ingest(obj: T): T {
+    return ingest(obj, this.options.transform as ((o: T) => T) | undefined);
+  }
+
+  private store(key: string, object: T): void {
+    this.cache.set(key, object);
+    const namespace = object.metadata?.namespace ?? '';
+    let objects = this.byNamespace.get(namespace);
+    if (!objects) this.byNamespace.set(namespace, (objects = new Map()));
+    objects.set(key, object);
+  }
+
   private apply(event: WatchEvent<T>): void {
     const rv = event.object.metadata?.resourceVersion;
     if (event.type === 'BOOKMARK') {
       if (rv) this.resourceVersion = rv;
       return;
     }
-    const object = ingest(event.object);
+    const object = this.ingest(event.object);
     const key = keyOf(object);
     const old = this.cache.get(key);
     if (event.type === 'DELETED') {
       this.cache.delete(key);
+      this.byNamespace.get(object.metadata?.namespace ?? '')?.delete(key);
       this.emit({ type: 'delete', object });
     } else {
-      this.cache.set(key, object);
+      this.store(key, object);
       this.emit(old ? { type: 'update', object, oldObject: old } : { type: 'add', object });
     }
     if (rv) this.resourceVersion = rv;

@@ -28,6 +28,26 @@ export interface ManagerOptions {
   onRequest?: (method: string, path: string, code: number | 'error') => void;
 }
 
+/**
+ * Of a child, the reconciler reads only metadata (labels, annotations, owners, generation), a Pod's
+ * status, and which keys a Secret holds; caching only that keeps memory flat at scale and keeps Secret
+ * values out of the operator's heap. List items carry no kind, so the kind comes from the informer.
+ */
+export function whatTheReconcilerReads(kind: OwnedKind): (obj: KubernetesObject) => KubernetesObject {
+  return (obj) => {
+    const { annotations, ...metadata } = obj.metadata ?? {};
+    const kept = annotations && Object.fromEntries(Object.entries(annotations).filter(([k]) => k !== 'kubectl.kubernetes.io/last-applied-configuration'));
+    const full = obj as KubernetesObject & { status?: unknown; data?: Record<string, string> };
+    return {
+      apiVersion: kind.apiVersion,
+      kind: kind.kind,
+      metadata: kept ? { ...metadata, annotations: kept } : metadata,
+      ...(kind.kind === 'Pod' ? { status: full.status } : {}),
+      ...(kind.kind === 'Secret' && full.data ? { data: Object.fromEntries(Object.keys(full.data).map((k) => [k, ''])) } : {}),
+    } as KubernetesObject;
+  };
+}
+
 /** Several single-namespace informers read as one cache. */
 class InformerSet<T extends KubernetesObject> implements ObjectCache<T> {
   readonly informers: Informer<T>[];
@@ -77,9 +97,9 @@ export class OperatorManager {
     this.queue = new WorkQueue({ name: 'edgedeployment', logger: log, metrics: options.queueMetrics });
     const enqueue = (key: string) => this.queue.add(key);
     const namespaces: (string | undefined)[] = options.namespaces === 'all' ? [undefined] : options.namespaces;
-    const informersFor = <T extends KubernetesObject>(kind: OwnedKind, labelSelector?: string) =>
+    const informersFor = <T extends KubernetesObject>(kind: OwnedKind, labelSelector?: string, transform?: (o: KubernetesObject) => KubernetesObject) =>
       new InformerSet<T>(namespaces.map((namespace) => new Informer<T>({
-        client: this.client, path: collectionPath(kind), namespace, labelSelector, logger: log,
+        client: this.client, path: collectionPath(kind), namespace, labelSelector, logger: log, transform,
       })));
 
     this.edgeDeployments = informersFor<EdgeDeployment>(edgeDeploymentResource);
@@ -96,7 +116,7 @@ export class OperatorManager {
       });
     }
     for (const kind of ownedKinds) {
-      const set = informersFor<KubernetesObject>(kind, `${labelKeys.managedBy}=${managedBy}`);
+      const set = informersFor<KubernetesObject>(kind, `${labelKeys.managedBy}=${managedBy}`, whatTheReconcilerReads(kind));
       for (const informer of set.informers) informer.onEvent(mapToOwner(enqueue));
       this.children.set(kind.kind, set);
     }
