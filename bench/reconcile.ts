@@ -32,9 +32,14 @@ function parseArgs(args: string[]): Options {
   };
 }
 
+/**
+ * Every module, edgeHub included, in one startupOrder group: the baseline knows no start-up order, so the
+ * comparison measures the controller's cost, not the wait that gating by startupOrder means by design.
+ */
 function edgeDeployment(namespace: string, modules: number): EdgeDeployment {
   return sampleEdgeDeployment(namespace, Object.fromEntries(Array.from({ length: modules - 1 }, (_, i) => [`module${i}`,
-    sampleModule(`benchacr.azurecr.io/module${i}:1.0`, { startupOrder: 1 }, { Env: [`INDEX=${i}`], ExposedPorts: { [`${9000 + i}/tcp`]: {} } })])));
+    sampleModule(`benchacr.azurecr.io/module${i}:1.0`, { startupOrder: 1 }, { Env: [`INDEX=${i}`], ExposedPorts: { [`${9000 + i}/tcp`]: {} } })])),
+  { edgeHub: { startupOrder: 1 } });
 }
 
 /** What `iotedge-operator render` would produce for the resource: the objects the operator applies. */
@@ -241,7 +246,8 @@ export async function main(args: string[]): Promise<void> {
   for (const n of options.sizes) results.push(await measure(n, options));
 
   console.log(`\nreconcile benchmark: N EdgeDeployments × ${options.modules} modules, fresh local control plane per N, 2-core machine`);
-  console.log('times in seconds from apply to Ready; baseline = kubectl apply --server-side of the rendered objects until their pods are Ready\n');
+  console.log('times in seconds from apply to Ready; baseline = kubectl apply --server-side of the rendered objects until their pods are Ready');
+  console.log('all modules share one startupOrder group (gating by startupOrder would add a pod start-up per group by design)\n');
   const header = ['N', 'baseline apply', 'baseline total', 'ours total', 'ours/baseline', 'ours p50', 'ours p95', 'base p50', 'base p95', 'API req/resource', 'steady writes', 'RSS MB', 'heap MB', 'resync s'];
   console.log(header.join(' | '));
   console.log(header.map(() => '---').join(' | '));
