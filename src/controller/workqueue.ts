@@ -61,7 +61,7 @@ export class BucketRateLimiter implements RateLimiter {
     const t = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
     this.last = t;
-    // Reserving a token may drive the count negative; the debt is the wait (golang.org/x/time/rate Reserve).
+    // Reserving a token may drive the count negative; the debt is the wait (as Go's x/time/rate Reserve does).
     this.tokens -= 1;
     return this.tokens >= 0 ? 0 : (-this.tokens / this.qps) * 1000;
   }
