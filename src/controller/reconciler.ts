@@ -11,7 +11,7 @@ import { errorCatalogue, type ErrorCode } from '../api/errors.ts';
 import type { ManifestIssue, DeploymentManifest } from '../manifest/model.ts';
 import { issueAtResourcePath, manifestFromResource } from '../manifest/resource.ts';
 import { summariseRoutes } from '../manifest/routes.ts';
-import { toWire, translate, type ModulePlan } from '../translate/index.ts';
+import { toWire, translate, type ModulePlan, type TranslationResult } from '../translate/index.ts';
 import { annotationKeys, labelKeys, managedBy } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
 import { mergeConditions, type ConditionInput } from './conditions.ts';
@@ -53,8 +53,23 @@ interface Invalid {
   code: ErrorCode | undefined;
 }
 
+interface PreparedObject {
+  desired: KubernetesObject;
+  owned: KubernetesObject;
+  hash: string;
+}
+
+interface Translation {
+  key: string;
+  plan: TranslationResult;
+  warnings: ManifestIssue[];
+  prepared: PreparedObject[];
+}
+
 export class EdgeDeploymentReconciler {
   private readonly o: ReconcilerOptions;
+  /** By EdgeDeployment key: the last translation and the objects prepared from it. */
+  private readonly translations = new Map<string, Translation>();
   /** uid/kind/name → the generation our last apply produced, to tell our writes from others'. */
   private readonly appliedGenerations = new Map<string, number>();
   constructor(options: ReconcilerOptions) {
@@ -64,7 +79,10 @@ export class EdgeDeploymentReconciler {
   async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
     const [namespace, name] = key.split('/') as [string, string];
     const ed = this.o.edgeDeployments.get(namespace, name);
-    if (!ed || ed.metadata?.deletionTimestamp) return; // children go with it through ownerReferences
+    if (!ed || ed.metadata?.deletionTimestamp) {
+      this.translations.delete(key);
+      return; // children go with it through ownerReferences
+    }
     const log = this.o.logger.child({ edgeDeployment: key });
 
     const senior = this.seniorInNamespace(namespace);
@@ -85,22 +103,34 @@ export class EdgeDeploymentReconciler {
       return { requeueAfterMs: 30_000 };
     }
     const deviceId = ed.spec?.deviceId ?? namespace;
-    const translated = translate({
-      manifest: parsed.value,
-      namespace,
-      deviceId,
-      ownerName: name,
-      hubHostName: ed.spec?.iotHub?.hostName ?? this.o.defaultHubHostName ?? '',
-      settings: this.o.settings,
-      registryPasswords: passwords.values,
-      moduleCredentialSecrets: this.moduleCredentialSecrets(namespace, name),
-    });
-    if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
-
-    const warnings = [...parsed.warnings, ...translated.warnings.map(issueAtResourcePath)];
-    const plan = translated.value;
-    // Claims first, so a workload never waits on a volume the same pass would create.
-    const desiredObjects: KubernetesObject[] = [...plan.volumeClaims, ...plan.objects].map((o) => toWire(o));
+    const credentialSecrets = this.moduleCredentialSecrets(namespace, name);
+    // Most reconciles follow a child's status change with the spec unchanged: translation is then reused.
+    const memoKey = contentHash([ed.metadata?.uid, ed.metadata?.generation, passwords.values, credentialSecrets, ed.spec?.iotHub?.hostName]);
+    let memo = this.translations.get(key);
+    if (memo?.key !== memoKey) {
+      const translated = translate({
+        manifest: parsed.value,
+        namespace,
+        deviceId,
+        ownerName: name,
+        hubHostName: ed.spec?.iotHub?.hostName ?? this.o.defaultHubHostName ?? '',
+        settings: this.o.settings,
+        registryPasswords: passwords.values,
+        moduleCredentialSecrets: credentialSecrets,
+      });
+      if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
+      // Claims first, so a workload never waits on a volume the same pass would create.
+      const wire: KubernetesObject[] = [...translated.value.volumeClaims, ...translated.value.objects].map((o) => toWire(o));
+      memo = {
+        key: memoKey,
+        plan: translated.value,
+        warnings: [...parsed.warnings, ...translated.warnings.map(issueAtResourcePath)],
+        prepared: wire.map((desired) => this.prepare(ed, desired)),
+      };
+      this.translations.set(key, memo);
+    }
+    const { plan, warnings, prepared } = memo;
+    const desiredObjects = prepared.map((p) => p.desired);
     const podsByModule = this.podsByModule(namespace, name);
     const observations = new Map<string, ModuleObservation>(
       plan.modules.map((m) => [m.id, observeModule(m.status, podsByModule.get(m.name) ?? [])]),
@@ -115,11 +145,12 @@ export class EdgeDeploymentReconciler {
     const heldBack = new Set(plan.modules.filter((m) => !decisions.get(m.id)?.admitted).map((m) => m.name));
 
     const applyErrors: string[] = [];
-    for (const desired of desiredObjects) {
+    for (const object of prepared) {
+      const desired = object.desired;
       const moduleLabel = desired.metadata?.labels?.[labelKeys.module];
       if (moduleLabel && heldBack.has(moduleLabel)) continue;
       try {
-        await this.ensure(ed, desired, log);
+        await this.ensure(ed, object, log);
       } catch (error) {
         if (error instanceof KubeApiError && error.status >= 400 && error.status < 500 && error.status !== 409 && error.status !== 429) {
           // The API server refused the object itself: a fault in the desired state, not worth a tight retry.
@@ -209,17 +240,14 @@ export class EdgeDeploymentReconciler {
     return informer?.get(namespace, module.name) !== undefined;
   }
 
-  /** Server-side apply of one child, skipped when the cache shows this exact object already applied. */
-  private async ensure(ed: EdgeDeployment, desired: KubernetesObject, log: Logger): Promise<void> {
-    const kind = kindOf(desired);
-    const namespace = ed.metadata!.namespace!;
-    const name = desired.metadata!.name!;
+  /** The object as applied: in the EdgeDeployment's namespace, owned by it (unless a retained claim), and its hash. */
+  private prepare(ed: EdgeDeployment, desired: KubernetesObject): PreparedObject {
     const retained = desired.kind === 'PersistentVolumeClaim' && desired.metadata?.annotations?.[annotationKeys.retain] === 'true';
     const owned: KubernetesObject = {
       ...desired,
       metadata: {
         ...desired.metadata,
-        namespace,
+        namespace: ed.metadata!.namespace!,
         // A retained claim has no owner, so garbage collection leaves it when the EdgeDeployment goes.
         ...(retained ? {} : { ownerReferences: [{
           apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, name: ed.metadata!.name!, uid: ed.metadata!.uid!,
@@ -227,7 +255,15 @@ export class EdgeDeploymentReconciler {
         }] }),
       },
     };
-    const hash = contentHash(owned);
+    return { desired, owned, hash: contentHash(owned) };
+  }
+
+  /** Server-side apply of one child, skipped when the cache shows this exact object already applied. */
+  private async ensure(ed: EdgeDeployment, object: PreparedObject, log: Logger): Promise<void> {
+    const { desired, owned, hash } = object;
+    const kind = kindOf(desired);
+    const namespace = ed.metadata!.namespace!;
+    const name = desired.metadata!.name!;
     const cached = this.o.children.get(desired.kind!)?.get(namespace, name);
     const identity = `${cached?.metadata?.uid}/${objectId(desired)}`;
     if (cached && cached.metadata?.annotations?.[appliedHashAnnotation] === hash) {
