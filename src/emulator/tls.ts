@@ -21,8 +21,14 @@ function serialNumber(): string {
   return bytes.toString('hex');
 }
 
-function hourAgo(): Date {
-  return new Date(Date.now() - 3600_000);
+/** A certificate for `key`, valid from an hour ago (clock skew) for `validForMs`, with a fresh serial. */
+function newCertificate(key: forge.pki.rsa.PrivateKey, validForMs: number): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 3600_000);
+  cert.validity.notAfter = new Date(Date.now() + validForMs);
+  return cert;
 }
 
 /**
@@ -33,11 +39,7 @@ function hourAgo(): Date {
 export function generateCa(commonName = `iotedge-operator hub emulator CA ${randomBytes(4).toString('hex')}`): PemPair {
   const keyPem = newRsaKeyPem();
   const key = forge.pki.privateKeyFromPem(keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = hourAgo();
-  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86400_000);
+  const cert = newCertificate(key, 10 * 365 * 86400_000);
   const subject = [{ name: 'commonName', value: commonName }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
@@ -69,11 +71,7 @@ export function issueServerCertificate(ca: PemPair, names: readonly string[]): P
   const caKey = forge.pki.privateKeyFromPem(ca.key);
   const keyPem = newRsaKeyPem();
   const key = forge.pki.privateKeyFromPem(keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = hourAgo();
-  cert.validity.notAfter = new Date(Date.now() + 365 * 86400_000);
+  const cert = newCertificate(key, 365 * 86400_000);
   const first = names.find((n) => !isIp(n)) ?? names[0] ?? 'localhost';
   cert.setSubject([{ name: 'commonName', value: first }]);
   cert.setIssuer(caCert.subject.attributes);
