@@ -173,6 +173,8 @@ export async function main(args: string[]): Promise<void> {
   const options = parseArgs(args);
   const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-twin-bench-')));
   const hub = await startHubEmulator({ hubName: 'bench-hub' });
+  // One reportedPatch listener per device and change in flight.
+  hub.setMaxListeners(0);
   const current = getCACertificates('default');
   setDefaultCACertificates([...current, hub.caCertPem]);
   const results: [number, Stage][] = [];
