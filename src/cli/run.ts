@@ -15,16 +15,12 @@ import { TwinSyncSupervisor } from '../iothub/supervisor.ts';
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
-export interface RunFlags {
+/** The security policy switches are flags of the same names. */
+type PolicyFlags = Pick<OperatorSettings, 'allowPrivileged' | 'allowHostNetwork' | 'allowHostPid' | 'allowHostIpc' | 'allowHostPath' | 'allowAddedCapabilities' | 'allowDevices'>;
+
+export interface RunFlags extends PolicyFlags {
   kubeconfig?: string;
   namespaces: string;
-  allowPrivileged: boolean;
-  allowHostNetwork: boolean;
-  allowHostPid: boolean;
-  allowHostIpc: boolean;
-  allowHostPath: boolean;
-  allowAddedCapabilities: boolean;
-  allowDevices: boolean;
   storageClass?: string;
   volumeSize: string;
   volumeAccessMode: OperatorSettings['storage']['accessMode'];
