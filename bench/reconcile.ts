@@ -6,7 +6,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,7 +14,7 @@ import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { manifestFromResource } from '../src/manifest/resource.ts';
 import { defaultSettings, toWire, translate } from '../src/translate/index.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../test/support/samples.ts';
-import { kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
+import { freePort, kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
 import { numberList, option, percentile } from './support.ts';
 
 interface Options {
@@ -55,15 +54,6 @@ function rendered(ed: EdgeDeployment): unknown[] {
 
 const yamlStream = (docs: unknown[]) => docs.map((d) => dump(d, { noRefs: true })).join('---\n');
 
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -2,9 +2,8 @@
 // reconciling a namespace, and a graceful exit on SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { repoRoot } from '../../scripts/cluster/control-plane.ts';
+import { freePort, repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd } from '../support/operator.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
@@ -14,15 +13,6 @@ const cluster = testCluster();
 let ns: string;
 let operator: ChildProcess | undefined;
 let output = '';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   await ensureCrd(cluster);
