@@ -81,13 +81,18 @@ function deviceJson(hub: HubEmulator, d: DeviceRecord): JsonObject {
     statusUpdatedTime: '0001-01-01T00:00:00Z',
     lastActivityTime: '0001-01-01T00:00:00Z',
     cloudToDeviceMessageCount: 0,
-    authentication: {
-      symmetricKey: { primaryKey: d.keys.primaryKey, secondaryKey: d.keys.secondaryKey },
-      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-      type: 'sas',
-    },
+    authentication: sasAuthentication(d.keys),
     capabilities: { iotEdge: d.iotEdge },
     ...(d.deviceScope === undefined ? {} : { deviceScope: d.deviceScope }),
+  };
+}
+
+/** The authentication member IoT Hub returns for a symmetric-key device or module. */
+function sasAuthentication(keys: { primaryKey: string; secondaryKey: string }): JsonObject {
+  return {
+    symmetricKey: { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey },
+    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    type: 'sas',
   };
 }
 
@@ -103,11 +108,7 @@ function moduleJson(hub: HubEmulator, m: ModuleRecord): JsonObject {
     connectionStateUpdatedTime: '0001-01-01T00:00:00Z',
     lastActivityTime: '0001-01-01T00:00:00Z',
     cloudToDeviceMessageCount: 0,
-    authentication: {
-      symmetricKey: { primaryKey: m.keys.primaryKey, secondaryKey: m.keys.secondaryKey },
-      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-      type: 'sas',
-    },
+    authentication: sasAuthentication(m.keys),
   };
 }
 
