@@ -10,10 +10,15 @@ export const layers = {
   manifest: ['api'],
   translate: ['api', 'manifest'],
   runtime: ['api'],
-  emulator: ['runtime'],
+  certs: ['runtime'],
+  'iothub-mqtt': ['runtime'],
+  routing: ['manifest'],
+  store: ['runtime'],
+  emulator: ['runtime', 'iothub-mqtt'],
+  edgehub: ['runtime', 'manifest', 'routing', 'store', 'iothub-mqtt', 'certs'],
   controller: ['api', 'manifest', 'translate', 'runtime'],
   iothub: ['api', 'manifest', 'translate', 'runtime', 'controller'],
-  cli: ['api', 'manifest', 'translate', 'runtime', 'controller', 'iothub', 'emulator'],
+  cli: ['api', 'manifest', 'translate', 'runtime', 'controller', 'iothub', 'emulator', 'certs', 'iothub-mqtt', 'routing', 'store', 'edgehub'],
 };
 
 const pureLayers = ['api', 'manifest', 'translate'];

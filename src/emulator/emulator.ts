@@ -205,7 +205,7 @@ export class HubEmulator extends EventEmitter {
       }
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      this.mqtt.broker.handle(socket);
+      this.mqtt.handle(socket);
     });
     this.mqttServer.on('tlsClientError', (error) => this.log('TLS handshake failed (does the client trust the emulator CA?)', { error: error.message }));
 
