@@ -17,6 +17,7 @@ export const errorCatalogue = {
   IEO_SCHEMA_VERSION: { edgeAgentStatus: 412, next: 'permanent', summary: 'The schemaVersion is not one edgeAgent supports (1.0 or 1.1).' },
   IEO_EMPTY_CONFIG: { edgeAgentStatus: 417, next: 'permanent', summary: 'The desired state has no $edgeAgent configuration.' },
   IEO_ROUTE_SYNTAX: { edgeAgentStatus: 400, next: 'permanent', summary: 'A route in $edgeHub is not valid route syntax.' },
+  IEO_ROUTE_TYPE: { edgeAgentStatus: 400, next: 'permanent', summary: 'A route condition gives an operator or function operands of the wrong type (e.g. a string property compared with a number), which edgeHub refuses to compile.' },
   IEO_MODULE_NAME: { edgeAgentStatus: 400, next: 'permanent', summary: 'A module name breaks IoT Hub module id rules or reuses a reserved name.' },
   IEO_TWIN_LIMIT: { edgeAgentStatus: 400, next: 'permanent', summary: 'Desired properties exceed an IoT Hub twin limit (32 KB per module, nesting depth 10).' },
   IEO_CREATE_OPTIONS: { edgeAgentStatus: 400, next: 'permanent', summary: 'A module createOptions is not a JSON object.' },

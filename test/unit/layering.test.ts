@@ -31,6 +31,14 @@ describe('layering lint', () => {
     expect(await ruleIds("import type { V1Pod } from '@kubernetes/client-node';\nexport type P = V1Pod;\n", 'src/translate/probe.ts')).toEqual([]);
   });
 
+  it('keeps routing pure and below the hub: no I/O, no store', async () => {
+    expect(await ruleIds("import { readFileSync } from 'node:fs';\nexport const r = readFileSync;\n", 'src/routing/probe.ts'))
+      .toContain('@typescript-eslint/no-restricted-imports');
+    expect(await ruleIds("import { DatabaseSync } from 'node:sqlite';\nexport const d = DatabaseSync;\n", 'src/routing/probe.ts'))
+      .toContain('@typescript-eslint/no-restricted-imports');
+    expect(await ruleIds("import { parseRoute } from '../manifest/index.ts';\nexport const p = parseRoute;\n", 'src/routing/probe.ts')).toEqual([]);
+  });
+
   it('allows a higher layer to import a lower one', async () => {
     expect(await ruleIds("import { translate } from '../translate/index.ts';\nexport const t = translate;\n", 'src/controller/probe.ts')).toEqual([]);
   });
