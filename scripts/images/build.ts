@@ -1,7 +1,8 @@
 // Builds the project's images with podman, each skipped when an image made from the same inputs exists:
 // the Node base, the operator (the project's own Dockerfile, unchanged) and the two sample modules.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../cluster/control-plane.ts';
 import { contentHash, dockerfileSources, imagesCache } from './cache.ts';
@@ -89,13 +90,18 @@ export async function ensureImage(spec: ImageSpec, baseId: string): Promise<Buil
   return { reference: spec.reference, id: (await imageId(spec.reference))!, hash, built: true, seconds: (Date.now() - began) / 1000 };
 }
 
-/** A docker-archive of the image, as containerd imports it; cached by image ID. */
-export async function imageArchive(image: BuiltImage): Promise<string> {
-  const name = image.reference.replace(/^localhost\//, '').replace(/[/:]/g, '_');
-  const archive = join(imagesCache, `${name}-${image.id.slice(0, 16)}.tar`);
+/**
+ * One docker-archive holding the given images, as containerd imports it; cached by their IDs. One archive
+ * carries the layers the images share (the Node base) once, so the import reads them once.
+ */
+export async function imagesArchive(images: BuiltImage[]): Promise<string> {
+  const key = createHash('sha256').update(images.map((i) => `${i.reference}@${i.id}`).sort().join('\n')).digest('hex').slice(0, 16);
+  const archive = join(imagesCache, `project-images-${key}.tar`);
   if (!existsSync(archive)) {
-    await podman(['save', '--format', 'docker-archive', '-o', `${archive}.partial`, image.reference]);
+    await podman(['save', '-m', '--format', 'docker-archive', '-o', `${archive}.partial`, ...images.map((i) => i.reference)]);
     renameSync(`${archive}.partial`, archive);
+    // Only the newest archive is kept: an older one holds images that have been rebuilt since.
+    for (const old of readdirSync(imagesCache).filter((f) => f.startsWith('project-images-') && join(imagesCache, f) !== archive)) rmSync(join(imagesCache, old), { force: true });
   }
   return archive;
 }

@@ -5,7 +5,7 @@ import { defaultClusterDir, healthyCluster } from '../cluster/control-plane.ts';
 import { buildAll } from './build.ts';
 import type { BuiltImage } from './node-base.ts';
 import { imageSize } from './podman.ts';
-import { importIntoWorker, type Imported, type StateWithWorker } from './worker-import.ts';
+import { importIntoWorker, type ImportResult, type StateWithWorker } from './worker-import.ts';
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
@@ -20,8 +20,9 @@ async function printBuilt(images: BuiltImage[]): Promise<void> {
   printTable(['IMAGE', 'BUILD', 'TIME', 'SIZE', 'INPUT HASH'], rows);
 }
 
-function printImported(imported: Imported[]): void {
-  printTable(['IMAGE', 'IMPORT', 'TIME', 'ARCHIVE'], imported.map((i) => [i.reference, i.imported ? 'imported' : 'present', `${i.seconds.toFixed(1)}s`, mb(i.archiveBytes)]));
+function printImported(result: ImportResult): void {
+  printTable(['IMAGE', 'IMPORT'], [...result.imported.map((r) => [r, 'imported']), ...result.present.map((r) => [r, 'present'])]);
+  if (result.imported.length) console.log(`one archive of ${mb(result.archiveBytes)}`);
 }
 
 async function main(): Promise<void> {

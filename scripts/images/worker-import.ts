@@ -1,9 +1,9 @@
 // Puts built images into the real worker's containerd (through scripts/cluster/worker.ts), skipping an
 // image that containerd already holds at the same ID. Pods then use them with imagePullPolicy IfNotPresent/Never.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterState } from '../cluster/control-plane.ts';
-import { imageArchive, archiveBytes } from './build.ts';
+import { archiveBytes, imagesArchive } from './build.ts';
 import type { BuiltImage } from './node-base.ts';
 import { runProgram } from './podman.ts';
 
@@ -21,7 +21,14 @@ async function importer(): Promise<ImportImageArchive> {
   return async (state, tar) => runProgram('ctr', ['-a', state.worker!.containerdSocket, '-n', 'k8s.io', 'images', 'import', tar]);
 }
 
-export interface Imported { reference: string; imported: boolean; seconds: number; archiveBytes: number }
+export interface ImportResult {
+  /** Images containerd already held at the same ID. */
+  present: string[];
+  /** Images imported now, in one archive. */
+  imported: string[];
+  seconds: number;
+  archiveBytes: number;
+}
 
 const recordFile = (worker: RealWorker) => join(worker.stateDir, 'imported-images.json');
 
@@ -39,22 +46,25 @@ async function containerdHas(worker: RealWorker, reference: string): Promise<boo
   return stdout.split('\n').some((l) => l.trim() === reference);
 }
 
-export async function importIntoWorker(state: StateWithWorker, images: BuiltImage[]): Promise<Imported[]> {
+/** Imports the images containerd lacks (or holds at another ID) as one archive. */
+export async function importIntoWorker(state: StateWithWorker, images: BuiltImage[]): Promise<ImportResult> {
   const worker = state.worker;
   if (!worker) throw new Error('the cluster has no real worker (start it with npm run cluster:up)');
-  const importImageArchive = await importer();
-  const record = existsSync(worker.stateDir) ? readRecord(worker) : {};
-  const results: Imported[] = [];
+  const began = Date.now();
+  const record = readRecord(worker);
+  const missing: BuiltImage[] = [];
   for (const image of images) {
-    const began = Date.now();
-    const archive = await imageArchive(image);
-    const current = record[image.reference] === image.id && (await containerdHas(worker, image.reference));
-    if (!current) {
-      await importImageArchive(state, archive);
-      record[image.reference] = image.id;
-      writeFileSync(recordFile(worker), JSON.stringify(record, null, 2));
-    }
-    results.push({ reference: image.reference, imported: !current, seconds: (Date.now() - began) / 1000, archiveBytes: archiveBytes(archive) });
+    if (!(record[image.reference] === image.id && (await containerdHas(worker, image.reference)))) missing.push(image);
   }
-  return results;
+  if (missing.length === 0) return { present: images.map((i) => i.reference), imported: [], seconds: (Date.now() - began) / 1000, archiveBytes: 0 };
+  const archive = await imagesArchive(missing);
+  await (await importer())(state, archive);
+  for (const image of missing) record[image.reference] = image.id;
+  writeFileSync(recordFile(worker), JSON.stringify(record, null, 2));
+  return {
+    present: images.filter((i) => !missing.includes(i)).map((i) => i.reference),
+    imported: missing.map((i) => i.reference),
+    seconds: (Date.now() - began) / 1000,
+    archiveBytes: archiveBytes(archive),
+  };
 }
