@@ -29,6 +29,8 @@ export const errorCatalogue = {
   IEO_REGISTRY_CREDENTIAL: { edgeAgentStatus: 500, next: 'temporary', summary: 'The password of a registry credential could not be resolved.' },
   IEO_DUPLICATE_DEVICE: { edgeAgentStatus: 400, next: 'permanent', summary: 'Another EdgeDeployment in the namespace already is its device; one namespace serves one device.' },
   IEO_REGISTRY_SECRET: { edgeAgentStatus: 400, next: 'permanent', summary: 'A registry credential refers to a Secret or key that does not exist.' },
+  IEO_STORE_FULL: { edgeAgentStatus: 500, next: 'temporary', summary: "The built-in hub's message store reached its disk budget (or the disk is full); the message was refused and is accepted again once delivered or expired messages free space." },
+  IEO_STORE_WRITE: { edgeAgentStatus: 500, next: 'temporary', summary: "The built-in hub's message store could not write a message (an I/O error other than a full disk); the message was refused." },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
