@@ -2,7 +2,7 @@
 // as a broker with many unacknowledged QoS 1 publishes would), checked out and acked, until all are
 // gone. Printed next to the physical floor measured in the same run: the same bytes appended to a
 // plain file, one write and one fsync per batch of the same size the store committed. Figures only.
-//   npm run bench -- store [--messages 50000] [--size 1024] [--window 1000]
+//   npm run bench -- store [--messages 50000] [--size 1024] [--window 1000] [--ttl 7200 (seconds; 0 = none)]
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ interface StoreRun {
   enqueueLatencyMs: number[];
 }
 
-async function runStore(dir: string, durability: 'full' | 'normal', messages: number, size: number, window: number): Promise<StoreRun> {
+async function runStore(dir: string, durability: 'full' | 'normal', messages: number, size: number, window: number, ttlMs: number | undefined): Promise<StoreRun> {
   const store = await MessageStore.open(dir, { maxBytes: 8 * 1024 * 1024 * 1024, durability });
   const body = Buffer.alloc(size, 0x61);
   const latencies: number[] = [];
@@ -30,7 +30,7 @@ async function runStore(dir: string, durability: 'full' | 'normal', messages: nu
       if (issued >= messages) return;
       issued++;
       const t0 = performance.now();
-      store.enqueue([{ endpointId: '/modules/filter/inputs/input1', priority: 9, expiresAtMs: undefined, message: body }]).then(() => {
+      store.enqueue([{ endpointId: '/modules/filter/inputs/input1', priority: 9, expiresAtMs: ttlMs === undefined ? undefined : Date.now() + ttlMs, message: body }]).then(() => {
         latencies.push(performance.now() - t0);
         issue();
       }, reject);
@@ -75,11 +75,12 @@ export async function main(args: string[]): Promise<void> {
   const messages = Number(option(args, '--messages') ?? 50_000);
   const size = Number(option(args, '--size') ?? 1024);
   const window = Number(option(args, '--window') ?? 1000);
-  console.log(`store bench: ${messages} messages of ${size} B, ${window} enqueues in flight, enqueue + checkout + ack`);
+  const ttl = Number(option(args, '--ttl') ?? 7200);
+  console.log(`store bench: ${messages} messages of ${size} B with a ${ttl > 0 ? `${ttl} s` : 'no'} time to live, ${window} enqueues in flight, enqueue + checkout + ack`);
   for (const durability of ['full', 'normal'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'ieo-bench-store-'));
     try {
-      const run = await runStore(dir, durability, messages, size, window);
+      const run = await runStore(dir, durability, messages, size, window, ttl > 0 ? ttl * 1000 : undefined);
       const batch = Math.max(1, Math.round(messages / Math.max(1, run.commits)));
       const fileSeconds = runFileBaseline(dir, durability === 'full', messages, size, batch);
       console.log(`\nsynchronous=${durability.toUpperCase()}`);
