@@ -25,6 +25,9 @@ export interface RunFlags extends PolicyFlags {
   volumeSize: string;
   volumeAccessMode: OperatorSettings['storage']['accessMode'];
   deleteVolumesWithModules: boolean;
+  useMountSourceForVolumeName: boolean;
+  runAsNonRoot: boolean;
+  runAsUser: string;
   portBindingServiceType: OperatorSettings['portBindingServiceType'];
   networkPolicies: boolean;
   leaderElect: boolean;
@@ -45,7 +48,7 @@ const flag = (name: string, env: string, description: string) => new Option(name
 const switchVariables = [
   'IOTEDGE_OPERATOR_ALLOW_PRIVILEGED', 'IOTEDGE_OPERATOR_ALLOW_HOST_NETWORK', 'IOTEDGE_OPERATOR_ALLOW_HOST_PID', 'IOTEDGE_OPERATOR_ALLOW_HOST_IPC',
   'IOTEDGE_OPERATOR_ALLOW_HOST_PATH', 'IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES', 'IOTEDGE_OPERATOR_ALLOW_DEVICES',
-  'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC',
+  'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'IOTEDGE_OPERATOR_USE_MOUNT_SOURCE_FOR_VOLUME_NAME', 'IOTEDGE_OPERATOR_RUN_AS_NON_ROOT', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC',
 ];
 
 /** So that VAR=false means off, a switch variable holding a false-like value is treated as unset. */
@@ -74,6 +77,9 @@ export function runCommand(): Command {
     .addOption(flag('--volume-size <quantity>', 'IOTEDGE_OPERATOR_VOLUME_SIZE', 'size of a named volume\'s PVC').default(defaultSettings.storage.defaultVolumeSize))
     .addOption(flag('--volume-access-mode <mode>', 'IOTEDGE_OPERATOR_VOLUME_ACCESS_MODE', 'access mode of named volumes').choices(['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany']).default(defaultSettings.storage.accessMode))
     .addOption(flag('--delete-volumes-with-modules', 'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'delete a named volume\'s PVC when no module uses it and with its EdgeDeployment (default: retain)').default(false))
+    .addOption(flag('--use-mount-source-for-volume-name', 'IOTEDGE_OPERATOR_USE_MOUNT_SOURCE_FOR_VOLUME_NAME', 'bind each named volume\'s claim to the PersistentVolume of the same name (the preview\'s useMountSourceForVolumeName)').default(false))
+    .addOption(flag('--run-as-non-root', 'IOTEDGE_OPERATOR_RUN_AS_NON_ROOT', 'run every module pod with runAsNonRoot (the preview\'s RunAsNonRoot); a module\'s own securityContext wins').default(false))
+    .addOption(flag('--run-as-user <uid>', 'IOTEDGE_OPERATOR_RUN_AS_USER', 'uid of module pods under --run-as-non-root when the module names no user').default(String(defaultSettings.runAsUser)))
     .addOption(flag('--port-binding-service-type <type>', 'IOTEDGE_OPERATOR_PORT_BINDING_SERVICE_TYPE', 'Service type for PortBindings').choices(['LoadBalancer', 'NodePort', 'ClusterIP']).default(defaultSettings.portBindingServiceType))
     .addOption(flag('--no-network-policies', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'do not create NetworkPolicies'))
     .addOption(flag('--leader-elect', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'elect a leader on a Lease before reconciling (run more than one replica)').default(false))
@@ -113,10 +119,18 @@ export function settingsFromFlags(flags: RunFlags): OperatorSettings {
       defaultVolumeSize: flags.volumeSize,
       accessMode: flags.volumeAccessMode,
       retainVolumesOnModuleRemoval: !flags.deleteVolumesWithModules,
+      useMountSourceForVolumeName: flags.useMountSourceForVolumeName,
     },
+    runAsNonRoot: flags.runAsNonRoot,
+    runAsUser: parseUid(flags.runAsUser),
     portBindingServiceType: flags.portBindingServiceType,
     networkPolicies: flags.networkPolicies,
   };
+}
+
+function parseUid(text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new CliError(`--run-as-user ${JSON.stringify(text)}: expected a numeric uid`, 2);
+  return Number(text);
 }
 
 function loadKubeConfig(path: string | undefined): KubeConfig {

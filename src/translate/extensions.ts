@@ -12,6 +12,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
+import { isDnsSubdomain } from './docker.ts';
 import type { Issues } from './issues.ts';
 import { pointer } from './names.ts';
 import type { PortBindingServiceType, VolumeAccessMode } from './settings.ts';
@@ -20,6 +21,8 @@ export interface VolumeClaimOptions {
   storageClassName?: string;
   size?: string;
   accessMode?: VolumeAccessMode;
+  /** The PersistentVolume to bind the claim to (a pre-created one), like the preview's useMountSourceForVolumeName. */
+  volumeName?: string;
 }
 
 export interface K8sExtensions {
@@ -237,9 +240,10 @@ function parseVolumeClaims(value: unknown, path: string, ext: K8sExtensions, iss
       if (key === 'storageClassName' && typeof option === 'string') claim.storageClassName = option;
       else if (key === 'size' && typeof option === 'string' && /^\d+(\.\d+)?([KMGTPE]i?|[mk])?$/.test(option)) claim.size = option;
       else if (key === 'accessMode' && typeof option === 'string' && accessModes.includes(option)) claim.accessMode = option as VolumeAccessMode;
+      else if (key === 'volumeName' && typeof option === 'string' && isDnsSubdomain(option)) claim.volumeName = option;
       else {
         issues.error('IEO_K8S_EXTENSION', `${at}${pointer(key)}`,
-          `k8s.volumeClaims.${volume}.${key} is not valid (storageClassName: string, size: a quantity such as 5Gi, accessMode: one of ${accessModes.join(', ')})`);
+          `k8s.volumeClaims.${volume}.${key} is not valid (storageClassName: string, size: a quantity such as 5Gi, accessMode: one of ${accessModes.join(', ')}, volumeName: a PersistentVolume name)`);
       }
     }
     claims[volume] = claim;

@@ -16,6 +16,7 @@ import type {
 import type { DeploymentManifest, DesiredStatus, ManifestIssue, ModuleSpec, Outcome, RestartPolicy } from '../manifest/model.ts';
 import { canonical, canonicalJson } from './canonical.ts';
 import { portName, type PortSpec } from './docker.ts';
+import { canonicalCreateOptions, originalPath } from './docker-keys.ts';
 import { edgeHubConfigMap, edgeHubPorts, routesMountPath, routesVolumeName } from './edgehub.ts';
 import type { VolumeClaimOptions } from './extensions.ts';
 import { Issues } from './issues.ts';
@@ -172,8 +173,11 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
   const modulesExposingToPeers: string[] = [];
 
   for (const entry of entries) {
-    const { spec, name, path, isEdgeHub } = entry;
+    const { name, path, isEdgeHub } = entry;
     const moduleIssues = new Issues();
+    const createOptionsPath = `${path}/settings/createOptions`;
+    const keys = canonicalCreateOptions(entry.spec.createOptions, createOptionsPath, moduleIssues);
+    const spec: ModuleSpec = { ...entry.spec, createOptions: keys.createOptions };
     const draft = draftModule({ spec, name, path, settings, issues: moduleIssues });
     const runtimeEnv = [
       { name: 'IOTEDGE_AUTHSCHEME', value: 'sasToken', overridable: false },
@@ -188,8 +192,9 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       { name: 'RuntimeLogLevel', value: settings.runtimeLogLevel, overridable: true },
     ];
     draft.container.env = moduleEnv(spec, path, runtimeEnv, moduleIssues);
-    issues.errors.push(...moduleIssues.errors);
-    issues.warnings.push(...moduleIssues.warnings);
+    const asWritten = (issue: ManifestIssue): ManifestIssue => ({ ...issue, path: originalPath(issue.path, createOptionsPath, keys.renames) });
+    issues.errors.push(...moduleIssues.errors.map(asWritten));
+    issues.warnings.push(...moduleIssues.warnings.map(asWritten));
 
     const kind: ModulePlan['kind'] = spec.restartPolicy === 'always' || spec.restartPolicy === 'on-unhealthy' ? 'Deployment' : 'Pod';
     applyProbes(draft, kind, spec, path, issues);
@@ -218,21 +223,22 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     const clusterServiceName = isEdgeHub ? settings.edgeHubServiceName : name;
     const serviceOptions = draft.ext.serviceOptions;
     const bindingsService = draft.portBindings.length > 0 ? `${name}-ports` : undefined;
-    if (serviceOptions?.type && !bindingsService) {
-      issues.unsupported(`${path}/settings/createOptions/k8s/serviceOptions/type`, 'k8s.serviceOptions.type', 'it sets the type of the PortBindings Service, and this module has no PortBindings');
-    }
+    // Without PortBindings, serviceOptions set the type of the module's own Service, as the preview's one Service did.
+    const clusterServiceType = !bindingsService && serviceOptions?.type ? serviceOptions.type : 'ClusterIP';
     if (draft.clusterPorts.length > 0 && (isEdgeHub || claimService(clusterServiceName, `module ${JSON.stringify(spec.id)}`, path))) {
       const service: V1Service = {
         apiVersion: 'v1',
         kind: 'Service',
         metadata: meta(clusterServiceName, ownLabels, {
+          ...draft.podAnnotations,
           ...annotations,
           ...(!bindingsService ? (serviceOptions?.annotations ?? {}) : {}),
         }),
         spec: {
-          type: 'ClusterIP',
+          type: clusterServiceType,
           selector,
           ports: draft.clusterPorts.map((p) => servicePort(p, isEdgeHub)),
+          ...(clusterServiceType === 'LoadBalancer' && serviceOptions?.loadBalancerIP ? { loadBalancerIP: serviceOptions.loadBalancerIP } : {}),
         },
       };
       objects.push(service);
@@ -244,7 +250,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       const service: V1Service = {
         apiVersion: 'v1',
         kind: 'Service',
-        metadata: meta(bindingsService, ownLabels, { ...annotations, ...(serviceOptions?.annotations ?? {}) }),
+        metadata: meta(bindingsService, ownLabels, { ...draft.podAnnotations, ...annotations, ...(serviceOptions?.annotations ?? {}) }),
         spec: {
           type,
           selector,
@@ -311,7 +317,11 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       }
     }
 
-    const podAnnotations: Record<string, string> = { ...draft.podAnnotations, ...annotations };
+    const podAnnotations: Record<string, string> = {
+      ...draft.podAnnotations,
+      ...annotations,
+      ...(spec.version !== undefined && spec.version !== '' ? { [annotationKeys.moduleVersion]: spec.version } : {}),
+    };
     const volumes = [...draft.volumes];
     if (isEdgeHub && routesConfigName && routesHash) {
       podAnnotations[annotationKeys.configHash] = routesHash;
@@ -365,7 +375,9 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
         spec: podSpec,
       };
       // A Pod's spec cannot be changed in place; the controller recreates the Pod when this hash changes.
-      pod.metadata!.annotations = { ...podAnnotations, [annotationKeys.specHash]: sha256(canonicalJson(podSpec)) };
+      // The version is part of the hash: a new version alone replaces the Pod, as edgeAgent recreates the container.
+      const hashed = podAnnotations[annotationKeys.moduleVersion] === undefined ? podSpec : { podSpec, version: podAnnotations[annotationKeys.moduleVersion] };
+      pod.metadata!.annotations = { ...podAnnotations, [annotationKeys.specHash]: sha256(canonicalJson(hashed)) };
       objects.push(pod);
       refs.push({ apiVersion: 'v1', kind: 'Pod', name });
     }
@@ -402,6 +414,8 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     if (!request) continue;
     const accessMode = request.options.accessMode ?? settings.storage.accessMode;
     const storageClassName = request.options.storageClassName ?? settings.storage.storageClassName;
+    // The preview's useMountSourceForVolumeName: the claim binds to the PersistentVolume named like it.
+    const volumeName = request.options.volumeName ?? (settings.storage.useMountSourceForVolumeName ? claimName : undefined);
     const users = [...new Set(request.users.map((u) => u.moduleId))];
     if (users.length > 1 && (accessMode === 'ReadWriteOnce' || accessMode === 'ReadWriteOncePod')) {
       const first = request.users[0];
@@ -420,6 +434,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
         accessModes: [accessMode],
         resources: { requests: { storage: request.options.size ?? settings.storage.defaultVolumeSize } },
         ...(storageClassName !== undefined ? { storageClassName } : {}),
+        ...(volumeName !== undefined ? { volumeName } : {}),
       },
     });
   }

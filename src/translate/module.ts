@@ -27,9 +27,10 @@ import {
   parseUser,
   type PortSpec,
 } from './docker.ts';
-import { parseK8sExtensions, type K8sExtensions } from './extensions.ts';
+import { k8sExtensionKeys, type K8sExtensions } from './extensions.ts';
+import { moduleExtensions } from './preview.ts';
 import type { Issues } from './issues.ts';
-import { isQualifiedName, pointer, sanitizeDnsLabel, shortHash } from './names.ts';
+import { cleanAnnotationKey, isQualifiedName, pointer, sanitizeDnsLabel, shortHash } from './names.ts';
 import {
   checkAddedCapabilities,
   checkDevice,
@@ -114,7 +115,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   const { spec, name, issues } = ctx;
   const base = `${ctx.path}/settings/createOptions`;
   const co = spec.createOptions;
-  const ext = parseK8sExtensions(co.k8s, `${base}/k8s`, issues);
+  const ext = moduleExtensions(co, base, k8sExtensionKeys, issues);
   const draft: ModuleDraft = {
     container: { name, image: spec.image, imagePullPolicy: spec.imagePullPolicy === 'never' ? 'Never' : 'IfNotPresent' },
     pod: {},
@@ -171,9 +172,10 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     if (value === null || value === undefined) continue;
     switch (key) {
       case 'k8s':
+      case 'k8s-experimental':
       case 'Env':
       case 'HostConfig':
-        break; // handled below: k8s above, Env by moduleEnv(), HostConfig after this loop
+        break; // handled below: k8s and k8s-experimental above, Env by moduleEnv(), HostConfig after this loop
       case 'Cmd':
       case 'Entrypoint': {
         // Docker's StrSlice: a single string is a one-element command, not a shell line.
@@ -199,13 +201,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
         break;
       case 'Labels':
         if (!isObject(value)) invalid(at, key, 'must be an object of strings');
-        else {
-          for (const [label, text] of Object.entries(value)) {
-            if (!isString(text)) invalid(`${at}${pointer(label)}`, `Labels.${label}`, 'must be a string');
-            else if (!isQualifiedName(label)) issues.unsupported(`${at}${pointer(label)}`, `Labels.${label}`, 'it is not a valid Kubernetes annotation key');
-            else draft.podAnnotations[label] = text;
-          }
-        }
+        else mapLabels(value, at, ctx, draft);
         break;
       case 'ExposedPorts':
         if (!isObject(value)) invalid(at, key, 'must be an object keyed by "port/protocol"');
@@ -213,7 +209,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
           for (const portKey of Object.keys(value)) {
             const port = parsePortSpec(portKey);
             if (port) addClusterPort(draft, port);
-            else invalid(`${at}${pointer(portKey)}`, `ExposedPorts key ${JSON.stringify(portKey)}`, 'must be "port/tcp", "port/udp" or "port/sctp"');
+            else skipPort(`${at}${pointer(portKey)}`, 'ExposedPorts', portKey, ctx);
           }
         }
         break;
@@ -240,9 +236,6 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
         break;
       case 'NetworkingConfig':
         issues.unsupported(at, key, 'every pod is on the cluster network; modules reach each other by their Service names');
-        break;
-      case 'k8s-experimental':
-        issues.unsupported(at, key, 'this operator reads native Kubernetes settings from createOptions.k8s');
         break;
       default:
         issues.unsupported(at, key);
@@ -439,6 +432,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     Object.assign(requests, ext.resources.requests ?? {});
   }
 
+  if (ctx.settings.runAsNonRoot) applyNonRootDefault(podSecurity, containerSecurity, ctx.settings.runAsUser);
   if (mounts.length > 0) draft.container.volumeMounts = mounts;
   if (Object.keys(containerSecurity).length > 0) draft.container.securityContext = containerSecurity;
   if (Object.keys(podSecurity).length > 0) draft.pod.securityContext = podSecurity;
@@ -460,7 +454,8 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   return draft;
 
   function mapNamespaceMode(key: 'NetworkMode' | 'IpcMode' | 'PidMode', value: string, at: string, field: string): void {
-    if (value === 'host') {
+    // The preview compared "host" without regard to case; "Host" meant the host's namespace there too.
+    if (value.toLowerCase() === 'host') {
       if (key === 'NetworkMode' && policy(checkHostNetwork(ctx.settings, true), at, field)) {
         draft.pod.hostNetwork = true;
         // Keeps cluster DNS (and so the edgeHub Service name) resolvable from the host network.
@@ -486,7 +481,9 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
       invalid(at, field, 'must be an object');
       return;
     }
-    const { Type: type, Source: source, Target: target, ReadOnly: readOnly } = mount;
+    const { Source: source, Target: target, ReadOnly: readOnly } = mount;
+    // Docker compares mount types exactly, but edgeAgent's and the preview's readers accepted "Bind" and "VOLUME".
+    const type = isString(mount.Type) ? mount.Type.toLowerCase() : mount.Type;
     if (!isString(target) || !target.startsWith('/')) {
       invalid(`${at}/Target`, `${field}.Target`, 'must be an absolute path');
       return;
@@ -524,7 +521,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
       if (isObject(options) && options.Mode !== undefined) issues.unsupported(`${at}/TmpfsOptions/Mode`, `${field}.TmpfsOptions.Mode`, 'emptyDir volumes have no mode');
       addMemoryVolume(target, size);
     } else {
-      invalid(`${at}/Type`, `${field}.Type ${JSON.stringify(type)}`, 'must be volume, bind or tmpfs');
+      invalid(`${at}/Type`, `${field}.Type ${JSON.stringify(mount.Type)}`, 'must be volume, bind or tmpfs');
       return;
     }
     for (const key of Object.keys(mount)) if (!known.has(key)) issues.unsupported(`${at}${pointer(key)}`, `${field}.${key}`);
@@ -647,8 +644,54 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   }
 }
 
+/**
+ * Docker labels become annotations of the module's pod and Services (Kubernetes labels are too narrow for
+ * them), as in the preview. A key that is not a valid annotation key is cleaned into one, with a warning; two
+ * keys that clean to one key are told apart by a hash of the original, the valid key keeping its spelling.
+ */
+function mapLabels(labels: Record<string, unknown>, at: string, ctx: ModuleContext, draft: ModuleDraft): void {
+  const { issues, spec } = ctx;
+  const entries = Object.entries(labels).filter(([label, text]) => {
+    if (isString(text)) return true;
+    issues.error('IEO_CREATE_OPTION_VALUE', `${at}${pointer(label)}`, `module ${JSON.stringify(spec.id)}: createOptions Labels.${label} must be a string`);
+    return false;
+  });
+  // Valid keys first, then the rest in sorted order, so the outcome does not depend on the order keys were written in.
+  entries.sort(([a], [b]) => Number(isQualifiedName(b)) - Number(isQualifiedName(a)) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const [label, text] of entries) {
+    let annotation = cleanAnnotationKey(label);
+    if (annotation in draft.podAnnotations) annotation = uniqueAnnotationKey(annotation, label);
+    if (annotation !== label) {
+      issues.warn('IEO_W_LABEL_KEY_CLEANED', `${at}${pointer(label)}`,
+        `module ${JSON.stringify(spec.id)}: label ${JSON.stringify(label)} is not a valid Kubernetes annotation key; it is written as ${JSON.stringify(annotation)}`);
+    }
+    draft.podAnnotations[annotation] = text as string;
+  }
+}
+
+function uniqueAnnotationKey(annotation: string, original: string): string {
+  const slash = annotation.lastIndexOf('/');
+  const name = annotation.slice(slash + 1);
+  return `${annotation.slice(0, slash + 1)}${name.slice(0, 56).replace(/[^A-Za-z0-9]+$/, '')}-${shortHash(original)}`;
+}
+
 function addClusterPort(draft: ModuleDraft, port: PortSpec): void {
   if (!draft.clusterPorts.some((p) => p.port === port.port && p.protocol === port.protocol)) draft.clusterPorts.push(port);
+}
+
+/**
+ * The operator-wide non-root default (the preview's RunAsNonRoot): fields the module sets itself, at pod or
+ * container level, are kept; the uid is given only when the module names no user.
+ */
+function applyNonRootDefault(pod: V1PodSecurityContext, container: V1SecurityContext, runAsUser: number): void {
+  pod.runAsNonRoot ??= true;
+  if (pod.runAsUser === undefined && container.runAsUser === undefined) pod.runAsUser = runAsUser;
+}
+
+/** A port key neither Docker nor a Service can use: the preview skipped that port, and so does this operator. */
+function skipPort(at: string, field: string, portKey: string, ctx: ModuleContext): void {
+  ctx.issues.warn('IEO_W_PORT_SKIPPED', at,
+    `module ${JSON.stringify(ctx.spec.id)}: ${field} key ${JSON.stringify(portKey)} is not "port", "port/tcp", "port/udp" or "port/sctp"; this port is skipped`);
 }
 
 function mapPortBindings(value: unknown, at: string, ctx: ModuleContext, draft: ModuleDraft): void {
@@ -661,7 +704,7 @@ function mapPortBindings(value: unknown, at: string, ctx: ModuleContext, draft: 
     const keyAt = `${at}${pointer(portKey)}`;
     const container = parsePortSpec(portKey);
     if (!container) {
-      issues.error('IEO_CREATE_OPTION_VALUE', keyAt, `module ${JSON.stringify(spec.id)}: PortBindings key ${JSON.stringify(portKey)} must be "port/tcp", "port/udp" or "port/sctp"`);
+      skipPort(keyAt, 'HostConfig.PortBindings', portKey, ctx);
       continue;
     }
     addClusterPort(draft, container);

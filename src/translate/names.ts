@@ -23,6 +23,11 @@ export const annotationKeys = {
   configHash: 'iotedge-operator.io/config-hash',
   /** On bare Pods: hash of the desired pod, since a Pod's spec cannot be updated in place. */
   specHash: 'iotedge-operator.io/spec-hash',
+  /**
+   * On pod templates and bare Pods: the module's desired `version`. edgeAgent recreates a module whose version
+   * changes (users bump it to re-pull a moved tag), so a new version rolls the Deployment or replaces the Pod.
+   */
+  moduleVersion: 'iotedge-operator.io/module-version',
   /** On PVCs: the Docker volume name the claim stands for. */
   volumeName: 'iotedge-operator.io/volume-name',
 } as const;
@@ -124,4 +129,37 @@ export function isQualifiedName(key: string): boolean {
 /** A name for an object derived from a Docker volume name (PVCs may start with a digit). */
 export function volumeClaimName(volume: string): string {
   return sanitizeDnsLabel(volume, 63, false);
+}
+
+/**
+ * A valid annotation key made from a Docker label key, the way Microsoft's preview cleaned them: the prefix
+ * (before the first '/') lowercased, each of its dot-separated labels trimmed to start and end with a letter
+ * or digit and stripped of other characters than [a-z0-9-]; the name trimmed to start and end with a letter
+ * or digit and stripped of other characters than [A-Za-z0-9-_.]. "$edgeAgent" becomes "edgeAgent" and
+ * "K8S.IO/---a-0--" becomes "k8s.io/a-0". Where the preview failed (nothing left, too long), parts are
+ * dropped or shortened with a hash of the original key, so every key gives a valid one. Valid keys are kept.
+ */
+export function cleanAnnotationKey(key: string): string {
+  if (isQualifiedName(key)) return key;
+  const slash = key.indexOf('/');
+  const prefix = slash < 0 ? '' : cleanDnsSubdomain(key.slice(0, slash));
+  let name = trimToAlphanumeric(slash < 0 ? key : key.slice(slash + 1)).replace(/[^-A-Za-z0-9_.]/g, '');
+  if (name === '') name = `label-${shortHash(key)}`;
+  if (name.length > 63) name = `${name.slice(0, 56).replace(/[^A-Za-z0-9]+$/, '')}-${shortHash(key)}`;
+  return prefix === '' ? name : `${prefix}/${name}`;
+}
+
+function trimToAlphanumeric(text: string): string {
+  return text.replace(/^[^A-Za-z0-9]+/, '').replace(/[^A-Za-z0-9]+$/, '');
+}
+
+/** A DNS subdomain from free text: lowercased, labels cleaned, empty labels dropped, at most 253 characters. */
+function cleanDnsSubdomain(text: string): string {
+  const labels = text
+    .toLowerCase()
+    .split('.')
+    .map((label) => trimToAlphanumeric(label.replace(/[^-a-z0-9]/g, '')).slice(0, 63).replace(/-+$/, ''))
+    .filter((label) => label !== '');
+  const joined = labels.join('.');
+  return joined.length <= 253 ? joined : `${joined.slice(0, 246).replace(/[-.]+$/, '')}-${shortHash(text)}`;
 }

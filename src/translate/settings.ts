@@ -28,7 +28,19 @@ export interface OperatorSettings {
     accessMode: VolumeAccessMode;
     /** PVCs outlive the modules that mount them (Docker keeps named volumes too); the controller never prunes them. */
     retainVolumesOnModuleRemoval: boolean;
+    /**
+     * Bind each named volume's claim to the pre-created PersistentVolume of the same (sanitised) name, as the
+     * preview's useMountSourceForVolumeName did. A module's k8s.volumeClaims.<volume>.volumeName overrides it.
+     */
+    useMountSourceForVolumeName: boolean;
   };
+  /**
+   * Every module's pod runs with runAsNonRoot, and as `runAsUser` unless the module names its own user (the
+   * preview's RunAsNonRoot setting). A module's own securityContext fields win over these defaults.
+   */
+  runAsNonRoot: boolean;
+  /** The uid given to pods under runAsNonRoot when the module names none (the preview used 1000). */
+  runAsUser: number;
   /** Service type for HostConfig.PortBindings (a module's k8s.serviceOptions.type overrides it). */
   portBindingServiceType: PortBindingServiceType;
   /** Emit a default-deny ingress policy plus per-module allow rules. */
@@ -51,7 +63,10 @@ export const defaultSettings: OperatorSettings = Object.freeze({
     defaultVolumeSize: '1Gi',
     accessMode: 'ReadWriteOnce',
     retainVolumesOnModuleRemoval: true,
+    useMountSourceForVolumeName: false,
   }) as OperatorSettings['storage'],
+  runAsNonRoot: false,
+  runAsUser: 1000,
   portBindingServiceType: 'LoadBalancer',
   networkPolicies: true,
   edgeHubServiceName: 'edgehub',

@@ -21,10 +21,12 @@ describe('run flags', () => {
       allowAddedCapabilities: false, allowDevices: false, storageClass: 'local-path', volumeSize: '5Gi', volumeAccessMode: 'ReadWriteMany',
       deleteVolumesWithModules: true, portBindingServiceType: 'NodePort', networkPolicies: false, leaderElect: false, leaderElectionId: 'x',
       healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info',
+      useMountSourceForVolumeName: true, runAsNonRoot: true, runAsUser: '2000',
     } satisfies RunFlags;
     expect(settingsFromFlags(flags)).toMatchObject({
-      allowPrivileged: true, allowHostPath: true, portBindingServiceType: 'NodePort', networkPolicies: false,
-      storage: { storageClassName: 'local-path', defaultVolumeSize: '5Gi', accessMode: 'ReadWriteMany', retainVolumesOnModuleRemoval: false },
+      allowPrivileged: true, allowHostPath: true, portBindingServiceType: 'NodePort', networkPolicies: false, runAsNonRoot: true, runAsUser: 2000,
+      storage: { storageClassName: 'local-path', defaultVolumeSize: '5Gi', accessMode: 'ReadWriteMany', retainVolumesOnModuleRemoval: false, useMountSourceForVolumeName: true },
     });
+    expect(() => settingsFromFlags({ ...flags, runAsUser: 'app' })).toThrow('--run-as-user "app": expected a numeric uid');
   });
 });

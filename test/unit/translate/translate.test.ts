@@ -198,12 +198,13 @@ describe('createOptions -> container', () => {
     expect(container(value(named), 'm').securityContext).toBeUndefined();
   });
 
-  it('Labels -> pod annotations; invalid keys are warnings', () => {
+  it('Labels -> pod annotations; invalid keys are cleaned into valid ones with a warning', () => {
     const outcome = one(moduleSpec('m', co({ Labels: { 'com.example.team': 'iot', 'bad key!': 'x' } })));
     const d = find<V1Deployment>(value(outcome), 'Deployment', 'm');
     expect(d.spec?.template.metadata?.annotations?.['com.example.team']).toBe('iot');
     expect(d.spec?.template.metadata?.annotations).not.toHaveProperty('bad key!');
-    expect(codes(outcome.warnings)).toEqual(['IEO_W_UNSUPPORTED_CREATE_OPTION']);
+    expect(d.spec?.template.metadata?.annotations?.badkey).toBe('x');
+    expect(codes(outcome.warnings)).toEqual(['IEO_W_LABEL_KEY_CLEANED']);
   });
 
   it('StopTimeout -> terminationGracePeriodSeconds; Hostname -> pod hostname; Tty/OpenStdin', () => {
