@@ -98,7 +98,9 @@ describe('defaults', () => {
       volumeSize: defaultSettings.storage.defaultVolumeSize,
       accessMode: defaultSettings.storage.accessMode,
       retainVolumes: defaultSettings.storage.retainVolumesOnModuleRemoval,
+      useMountSourceForVolumeName: defaultSettings.storage.useMountSourceForVolumeName,
     });
+    expect((values as Record<string, unknown>).moduleSecurity).toEqual({ runAsNonRoot: defaultSettings.runAsNonRoot, runAsUser: defaultSettings.runAsUser });
     expect(values.portBindingServiceType).toBe(defaultSettings.portBindingServiceType);
     expect(values.networkPolicies).toBe(defaultSettings.networkPolicies);
     expect(values.securityPolicy).toEqual({
