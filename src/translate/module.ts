@@ -147,12 +147,15 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   };
 
   const addHostPathVolume = (hostPath: string, type: string | undefined): string => {
-    const [volumeName, isNew] = volumeNames.name(`host${hostPath}`, `host:${hostPath}`);
+    // Named as the preview named it ("/home/blah" -> "homeblah"), so k8s-experimental mounts written against
+    // those names still find their volume.
+    const [volumeName, isNew] = volumeNames.name(hostPath.toLowerCase().replace(/[^a-z0-9-]/g, '') || 'host', `host:${hostPath}`);
     if (isNew) draft.volumes.push({ name: volumeName, hostPath: { path: hostPath, ...(type ? { type } : {}) } });
     return volumeName;
   };
   const addNamedVolume = (volume: string, at: string): string => {
-    const [volumeName, isNew] = volumeNames.name(`vol-${volume}`, `volume:${volume}`);
+    // The pod volume is named like its claim, as in the preview.
+    const [volumeName, isNew] = volumeNames.name(volume, `volume:${volume}`);
     if (isNew) {
       const podVolume: V1Volume = { name: volumeName, persistentVolumeClaim: { claimName: '' } };
       draft.volumes.push(podVolume);

@@ -111,13 +111,22 @@ describe('preview Deployment mapping', () => {
 
   it('a read-only Bind becomes a DirectoryOrCreate hostPath volume mounted read-only', async () => {
     const a = await deploy({ HostConfig: { Binds: ['/home/blah:/home/blah2:ro'] } });
-    expect(volumeOf(a, '/home/blah2')?.hostPath).toEqual({ path: '/home/blah', type: 'DirectoryOrCreate' });
+    expect(volumeOf(a, '/home/blah2')).toEqual({ name: 'homeblah', hostPath: { path: '/home/blah', type: 'DirectoryOrCreate' } });
     expect(mount(a, '/home/blah2')?.readOnly).toBe(true);
+  });
+
+  it('pod volumes of Docker mounts are named as the preview named them, so k8s-experimental mounts can use them', async () => {
+    const a = await deploy({
+      HostConfig: { Binds: ['/home/blah:/home/blah2:ro'], Mounts: [{ Type: 'volume', Source: 'a-volume', Target: '/tmp/volume' }] },
+      'k8s-experimental': { volumes: [{ volumeMounts: [{ name: 'homeblah', mountPath: '/etc/blah', subPath: 'conf' }, { name: 'a-volume', mountPath: '/tmp/sub', subPath: 'x' }] }] },
+    });
+    expect(mount(a, '/etc/blah')).toMatchObject({ name: 'homeblah', subPath: 'conf' });
+    expect(volumeOf(a, '/tmp/sub')?.persistentVolumeClaim?.claimName).toBe('a-volume');
   });
 
   it('a Mounts entry of type volume becomes a claim named after its source, mounted read-only when asked', async () => {
     const a = await deploy({ HostConfig: { Mounts: [{ Type: 'volume', ReadOnly: true, Source: 'a-volume', Target: '/tmp/volume' }] } });
-    expect(volumeOf(a, '/tmp/volume')?.persistentVolumeClaim?.claimName).toBe('a-volume');
+    expect(volumeOf(a, '/tmp/volume')).toMatchObject({ name: 'a-volume', persistentVolumeClaim: { claimName: 'a-volume' } });
     expect(mount(a, '/tmp/volume')?.readOnly).toBe(true);
   });
 

@@ -410,7 +410,7 @@ describe('volumes', () => {
       expect(podSpec(r, m).volumes?.some((v) => v.persistentVolumeClaim?.claimName === 'shared')).toBe(true);
       expect(r.modules.find((p) => p.id === m)?.volumeClaims).toEqual(['shared']);
     }
-    expect(container(r, 'reader').volumeMounts).toEqual([{ name: 'vol-shared', mountPath: '/in', readOnly: true }]);
+    expect(container(r, 'reader').volumeMounts).toEqual([{ name: 'shared', mountPath: '/in', readOnly: true }]);
     expect(codes(outcome.warnings)).toEqual(['IEO_W_SHARED_VOLUME']);
   });
 
