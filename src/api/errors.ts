@@ -46,7 +46,7 @@ export const warningCatalogue = {
   IEO_W_DEVICE_ACCESS: { summary: 'A host device is mounted into a non-privileged container; its device cgroup may deny access.' },
   IEO_W_MODULE_TWIN_NOT_CONVERTED: { summary: "A module twin's desired properties in a deployment manifest have no place in an EdgeDeployment and were left out." },
   IEO_W_K8S_FIELD_MOVED: { summary: 'A pod-level field written in k8s.securityContext was applied to the pod securityContext.' },
-  IEO_W_PORT_SKIPPED: { summary: 'An ExposedPorts or PortBindings key is not a port/protocol Docker or Kubernetes can use; that port is skipped.' },
+  IEO_W_PORT_SKIPPED: { summary: 'An ExposedPorts or PortBindings key, or a HostPort, is not a port a Service can publish; that port is skipped.' },
   IEO_W_LABEL_KEY_CLEANED: { summary: 'A Docker label key is not a valid Kubernetes annotation key; it was cleaned into one, as the preview did.' },
   IEO_W_K8S_EXPERIMENTAL: { summary: "A k8s-experimental setting (Microsoft's preview) was not used as written: k8s sets the same field, or the preview ignored it too." },
   IEO_W_COERCED_VALUE: { summary: "A boolean or number written as a JSON string was read as its value, as edgeAgent's JSON reader does." },

@@ -727,8 +727,10 @@ function mapPortBindings(value: unknown, at: string, ctx: ModuleContext, draft: 
       if (hostPortText !== undefined && hostPortText !== '') {
         const parsed = typeof hostPortText === 'number' ? hostPortText : isString(hostPortText) && /^\d+$/.test(hostPortText) ? Number(hostPortText) : NaN;
         if (!(parsed >= 1 && parsed <= 65535)) {
-          const why = isString(hostPortText) && hostPortText.includes('-') ? 'port ranges cannot be published by a Service' : 'must be a port number';
-          issues.error('IEO_CREATE_OPTION_VALUE', `${bAt}/HostPort`, `module ${JSON.stringify(spec.id)}: PortBindings ${portKey}[${i}].HostPort ${JSON.stringify(hostPortText)} ${why}`);
+          // The preview skipped a binding whose host port is not a number; a range cannot be one Service port either.
+          const why = isString(hostPortText) && hostPortText.includes('-') ? 'port ranges cannot be published by a Service' : 'it is not a port number';
+          issues.warn('IEO_W_PORT_SKIPPED', `${bAt}/HostPort`,
+            `module ${JSON.stringify(spec.id)}: PortBindings ${portKey}[${i}].HostPort ${JSON.stringify(hostPortText)} is skipped: ${why}`);
           return;
         }
         hostPort = parsed;

@@ -89,6 +89,12 @@ describe('invalid port keys', () => {
     expect(outcome.warnings.filter((w) => w.code === 'IEO_W_PORT_SKIPPED').map((w) => w.path)).toEqual([expect.stringContaining(`/ExposedPorts/${key.replace('/', '~1')}`)]);
   });
 
+  it.each(['abc', '8000-8010'])('skips a binding whose HostPort is %s, as the preview did', (hostPort) => {
+    const outcome = one(moduleSpec('m', co({ HostConfig: { PortBindings: { '80/tcp': [{ HostPort: hostPort }], '443/tcp': [{ HostPort: '8443' }] } } })));
+    expect(service(value(outcome), 'm-ports').spec?.ports?.map((p) => p.port)).toEqual([8443]);
+    expect(codes(outcome.warnings)).toEqual(['IEO_W_PORT_SKIPPED']);
+  });
+
   it('makes no Service when every port key is invalid, as the preview did', () => {
     const outcome = one(moduleSpec('m', co({ ExposedPorts: { 'aa/TCP': {} }, HostConfig: { PortBindings: { 'bb/tcp': [{ HostPort: '1' }] } } })));
     const r = value(outcome);
