@@ -91,13 +91,22 @@ function coerceIntegers(member: string | unknown[], at: string, key: string, iss
   return Array.isArray(member) ? member.map((m, i) => one(m, `${at}/${i}`)) : one(member, at);
 }
 
+const isPair = (entry: Json) => 'volume' in entry || 'volumeMounts' in entry;
+
+/** A volumes entry with its keys in their known spelling, in its own shape: a preview pair or a plain volume. */
+function respellVolumeEntry(entry: unknown): unknown {
+  if (!isObject(entry)) return entry;
+  const pair = respell(entry, ['volume', 'volumeMounts']);
+  if (!isPair(pair)) return respell(entry, volumeFields);
+  if (isObject(pair.volume)) pair.volume = respell(pair.volume, volumeFields);
+  if (Array.isArray(pair.volumeMounts)) pair.volumeMounts = pair.volumeMounts.map((m) => (isObject(m) ? respell(m, volumeMountFields) : m));
+  return pair;
+}
+
 /** One `{volume, volumeMounts}` pair of the preview, or a plain volume: the volumes and mounts it stands for. */
 function splitVolumeEntry(entry: unknown): { volume?: unknown; mounts: unknown[] } {
-  if (!isObject(entry)) return { volume: entry, mounts: [] };
-  const pair = respell(entry, ['volume', 'volumeMounts']);
-  if (!('volume' in pair) && !('volumeMounts' in pair)) return { volume: respell(entry, volumeFields), mounts: [] };
-  const mounts = Array.isArray(pair.volumeMounts) ? pair.volumeMounts.map((m) => (isObject(m) ? respell(m, volumeMountFields) : m)) : [];
-  return { ...(isObject(pair.volume) ? { volume: respell(pair.volume, volumeFields) } : {}), mounts };
+  if (!isObject(entry) || !isPair(entry)) return { volume: entry, mounts: [] };
+  return { ...(isObject(entry.volume) ? { volume: entry.volume } : {}), mounts: Array.isArray(entry.volumeMounts) ? entry.volumeMounts : [] };
 }
 
 /**
@@ -160,11 +169,15 @@ function normaliseNodeSelector(block: Json, path: string, issues: Issues): void 
 
 /** What both blocks share: the preview's spellings, shapes and string scalars. */
 function normaliseBlock(raw: Json, path: string, names: readonly string[], lenient: boolean, issues: Issues): Json {
-  const block = coerceKubernetesScalars(respell(raw, names), path, issues) as Json;
+  const respelled = respell(raw, names);
+  if (Array.isArray(respelled.volumes)) respelled.volumes = respelled.volumes.map(respellVolumeEntry);
+  normaliseStrategy(respelled);
+  normaliseResources(respelled);
+  // Scalars are read once every key has its known spelling ("ReadOnly": "true" is a readOnly too), and
+  // before volume pairs are flattened, so that warnings point into the document as written.
+  const block = coerceKubernetesScalars(respelled, path, issues) as Json;
   flattenVolumes(block);
   normaliseServiceOptions(block, path, lenient, issues);
-  normaliseStrategy(block);
-  normaliseResources(block);
   normaliseNodeSelector(block, path, issues);
   return block;
 }
@@ -181,7 +194,9 @@ export function previewBlock(raw: unknown, path: string, issues: Issues): Json |
     issues.warn('IEO_W_K8S_EXPERIMENTAL', path, 'k8s-experimental is not an object; it is ignored, as the preview did');
     return undefined;
   }
-  const block = normaliseBlock(raw, path, previewKeys, true, issues);
+  const respelled = respell(raw, previewKeys);
+  if (isObject(respelled.securityContext)) respelled.securityContext = respell(respelled.securityContext, podSecurityFields);
+  const block = normaliseBlock(respelled, path, previewKeys, true, issues);
   for (const key of Object.keys(block)) {
     if (!(previewKeys as readonly string[]).includes(key) && key !== 'volumeMounts') {
       issues.warn('IEO_W_K8S_EXPERIMENTAL', `${path}${pointer(key)}`,

@@ -37,6 +37,21 @@ describe('k8s-experimental', () => {
     expect(codes(outcome.warnings).sort()).toEqual(['IEO_W_COERCED_VALUE', 'IEO_W_COERCED_VALUE']);
   });
 
+  it('reads string scalars under keys in any case', () => {
+    const outcome = one(moduleSpec('m', co({ 'k8s-experimental': {
+      Volumes: [{ Volume: { Name: 'cfg', ConfigMap: { name: 'settings' } }, VolumeMounts: [{ Name: 'cfg', MountPath: '/etc/app', ReadOnly: 'TRUE' }] }],
+      SecurityContext: { RunAsNonRoot: 'true', RunAsUser: '1000' },
+    } })));
+    const r = value(outcome);
+    expect(container(r, 'm').volumeMounts).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
+    expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(outcome.warnings.map((w) => [w.code, w.path.split('k8s-experimental')[1]])).toEqual([
+      ['IEO_W_COERCED_VALUE', '/volumes/0/volumeMounts/0/readOnly'],
+      ['IEO_W_COERCED_VALUE', '/securityContext/runAsNonRoot'],
+      ['IEO_W_COERCED_VALUE', '/securityContext/runAsUser'],
+    ]);
+  });
+
   it('treats null and "" as absent, and ignores unknown keys and a section that is not an object', () => {
     const outcome = one(moduleSpec('m', co({ 'k8s-experimental': { nodeSelector: null, resources: '', strategy: null, tolerations: [] } })));
     expect(podSpec(value(outcome), 'm').nodeSelector).toBeUndefined();
