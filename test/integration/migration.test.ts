@@ -158,14 +158,16 @@ describe('preview Deployment mapping', () => {
     expect((await deploy({})).pod.nodeSelector).toBeUndefined();
   });
 
+  // The preview's own case asked 1 of an extended resource with a limit of 2, which the API server refuses
+  // (extended resources cannot be overcommitted); the rule is checked with equal values.
   it('k8s-experimental.resources are the module container resources, extended resources included; without them there are none', async () => {
     const resources = {
       limits: { memory: '128Mi', cpu: '500M', 'hardware-vendor.example/foo': 2 },
-      requests: { memory: '64Mi', cpu: '250M', 'hardware-vendor.example/foo': 1 },
+      requests: { memory: '64Mi', cpu: '250M', 'hardware-vendor.example/foo': 2 },
     };
     expect((await deploy({ 'k8s-experimental': { resources } })).container.resources).toEqual({
       limits: { memory: '128Mi', cpu: '500M', 'hardware-vendor.example/foo': '2' },
-      requests: { memory: '64Mi', cpu: '250M', 'hardware-vendor.example/foo': '1' },
+      requests: { memory: '64Mi', cpu: '250M', 'hardware-vendor.example/foo': '2' },
     });
     expect((await deploy({})).container.resources).toEqual({});
   });
