@@ -17,6 +17,7 @@ const subcommands: Record<string, Subcommand> = {
   'hub-emulator': async () => (await import('./hub-emulator.ts')).hubEmulatorCommand(),
   run: async () => (await import('./run.ts')).runCommand(),
   deploy: async (s) => (await import('./deploy.ts')).deployCommand(s),
+  edgehub: async () => (await import('./edgehub.ts')).edgeHubCommand(),
 };
 
 /** The subcommand named on the command line, if it is one we know: then only that one is loaded. */

@@ -14,7 +14,6 @@ import type { AddressInfo } from 'node:net';
 import { withDeadline } from './deadline.ts';
 import { scrubSecrets, silentLogger } from './logger.ts';
 import type { Logger } from './logger.ts';
-import type { OperatorMetrics } from './metrics.ts';
 
 /** Throws (or rejects, or returns false) when unhealthy; the error message becomes the reason. */
 export type Check = () => void | boolean | Promise<void | boolean>;
@@ -150,13 +149,19 @@ export function parseListenAddress(address: string): ListenAddress {
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
+/** What /metrics serves: the operator's metrics, or any other Prometheus registry (the edge hub's). */
+export interface MetricsSource {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
+
 export interface OperatorHttpServerOptions {
   /** host:port; port 0 picks a free port (tests). */
   address: string;
   /** Serve /healthz and /readyz from these checks. */
   checks?: HealthChecks;
   /** Serve /metrics from this registry. */
-  metrics?: OperatorMetrics;
+  metrics?: MetricsSource;
   logger?: Logger;
 }
 
@@ -285,7 +290,7 @@ export async function startOperatorEndpoints(options: {
   probeAddress?: string;
   metricsAddress?: string;
   checks: HealthChecks;
-  metrics: OperatorMetrics;
+  metrics: MetricsSource;
   logger?: Logger;
 }): Promise<OperatorEndpoints> {
   const probeAddress = options.probeAddress ?? defaultProbeAddress;

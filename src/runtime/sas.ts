@@ -121,3 +121,13 @@ export function verifySas(parsed: ParsedSas, keys: readonly string[], nowSeconds
   if (parsed.expiry <= nowSeconds) throw new SasError('expired', `token expired at ${new Date(parsed.expiry * 1000).toISOString()}`);
   if (!keys.some((k) => k !== '' && signatureMatches(parsed, k))) throw new SasError('signature', `token signature does not match a key for ${parsed.resource}`);
 }
+
+/**
+ * A module's symmetric key derived from the device root key, as aziot-identityd derives them:
+ * base64(HMAC-SHA256(key = the decoded root key, message = "<deviceId>/<moduleId>")).
+ */
+export function deriveModuleKey(rootKeyBase64: string, deviceId: string, moduleId: string): string {
+  const root = Buffer.from(rootKeyBase64, 'base64');
+  if (root.length === 0) throw new Error('the device root key is empty or not base64');
+  return createHmac('sha256', root).update(`${deviceId}/${moduleId}`, 'utf8').digest('base64');
+}

@@ -1,0 +1,54 @@
+// The built-in hub with no IoT Hub at all (kubectl mode): real process, real ModuleClients (MQTT).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Message as MessageType, ModuleClient as ModuleClientType } from 'azure-iot-device';
+import { eventually, jsonMessage, metricValue, openModule, routesDocument, startHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
+import type { HubFiles, HubProcess } from '../../support/edgehub.ts';
+
+const readings = 200;
+const temperature = (i: number) => 20 + (i % 10);
+
+describe('built-in edge hub, kubectl mode (no IoT Hub)', () => {
+  let files: HubFiles;
+  let hub: HubProcess;
+  const clients: ModuleClientType[] = [];
+
+  beforeAll(async () => {
+    files = writeHubFiles({
+      routes: routesDocument({
+        sensorToFilter: 'FROM /messages/modules/sensor/outputs/temperatureOutput WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/input1")',
+        filterToUpstream: { route: 'FROM /messages/modules/filter/outputs/* INTO $upstream', priority: 0, timeToLiveSecs: 2 },
+      }),
+    });
+    hub = await startHub(files);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    if (hub) await stopHub(hub);
+  });
+
+  it('routes the hot readings from the sensor to the filter, in order, and expires $upstream by TTL', async () => {
+    const filter = await openModule(files, hub, 'filter');
+    clients.push(filter);
+    const received: Array<{ input: string; body: { i: number; temperature: number }; sender: string | undefined }> = [];
+    filter.on('inputMessage', (input: string, msg: MessageType) => {
+      received.push({ input, body: JSON.parse(msg.getData().toString()) as { i: number; temperature: number }, sender: msg.properties.getValue('$.cmid') as string | undefined });
+      void filter.sendOutputEvent('output1', jsonMessage({ forwarded: true }));
+    });
+    const sensor = await openModule(files, hub, 'sensor');
+    clients.push(sensor);
+    for (let i = 0; i < readings; i++) await sensor.sendOutputEvent('temperatureOutput', jsonMessage({ i, temperature: temperature(i) }));
+
+    const expected = Array.from({ length: readings }, (_, i) => i).filter((i) => temperature(i) > 25);
+    await eventually(() => received.length >= expected.length, 'the filter to receive the hot readings');
+    expect(received.map((r) => r.body.i)).toEqual(expected);
+    expect(new Set(received.map((r) => r.input))).toEqual(new Set(['input1']));
+    expect(new Set(received.map((r) => r.sender))).toEqual(new Set(['sensor']));
+    expect(await metricValue(hub.metricsUrl, 'edgehub_messages_received_total', { id: 'sensor' })).toBe(readings);
+    expect(await metricValue(hub.metricsUrl, 'edgehub_messages_sent_total', { to: 'filter' })).toBe(expected.length);
+    // No IoT Hub: the filter's output waits in $upstream for its 2 s time to live, then is dropped and counted.
+    expect(await metricValue(hub.metricsUrl, 'edgehub_upstream_connected')).toBe(-1);
+    await eventually(async () => (await metricValue(hub.metricsUrl, 'edgehub_messages_dropped_total', { endpoint: '$upstream', reason: 'ttl' })) === expected.length, 'the $upstream messages to expire', 30_000);
+    expect(await metricValue(hub.metricsUrl, 'edgehub_queue_length', { endpoint: '$upstream' })).toBe(0);
+  });
+});
