@@ -5,6 +5,7 @@
 import device from 'azure-iot-device';
 import type { ModuleClient as ModuleClientType, Twin } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
+import common from 'azure-iot-common';
 import { withDeadline } from '../runtime/deadline.ts';
 import { deriveModuleKey } from '../runtime/sas.ts';
 import type { MethodResult } from '../iothub-mqtt/index.ts';
@@ -15,9 +16,12 @@ import type { JsonObject } from './twins.ts';
 
 const { ModuleClient, Message, DeviceMethodResponse } = device;
 const { Mqtt } = mqtt;
+const { NoRetry } = common;
 
 /** How long one upstream operation may take before the link is treated as down. */
 const operationTimeoutMs = 30_000;
+/** After a failed connect, sends fail at once for this long instead of each dialling again. */
+const failFastMs = 1_000;
 
 export interface UpstreamCallbacks {
   /** A desired-properties patch from IoT Hub (including its `$version`). */
@@ -83,6 +87,9 @@ export class UpstreamLink {
   private client: ModuleClientType | undefined;
   private twin: Twin | undefined;
   private opening: Promise<void> | undefined;
+  private lastFailure: { at: number; error: Error } | undefined;
+  /** Sends pass this gate one after another, so they reach IoT Hub in the order they were given. */
+  private sendGate: Promise<unknown> = Promise.resolve();
   private closed = false;
   connected = false;
 
@@ -95,6 +102,7 @@ export class UpstreamLink {
   /** Opens the link (once; concurrent callers share the attempt). Rejects when IoT Hub cannot be reached. */
   open(): Promise<void> {
     if (this.connected && this.client) return Promise.resolve();
+    if (this.lastFailure && Date.now() - this.lastFailure.at < failFastMs) return Promise.reject(this.lastFailure.error);
     this.opening ??= this.connect().finally(() => {
       this.opening = undefined;
     });
@@ -105,6 +113,8 @@ export class UpstreamLink {
     if (this.closed) throw new Error('the upstream link is closed');
     const transport = methodForwardingTransport((request, t) => this.forwardMethod(request, t));
     const client = ModuleClient.fromConnectionString(this.connectionString, transport);
+    // The hub retries (in order, from its store); the SDK retrying on its own would reorder and duplicate.
+    client.setRetryPolicy(new NoRetry());
     client.on('error', (error: Error) => this.callbacks.log('upstream client error', { module: this.moduleId, error: error.message }));
     client.on('disconnect', () => this.markDown(new Error('disconnected from IoT Hub')));
     try {
@@ -118,10 +128,13 @@ export class UpstreamLink {
       this.client = client;
       this.twin = twin;
       this.connected = true;
+      this.lastFailure = undefined;
       this.callbacks.state(this.moduleId, true);
     } catch (error) {
       await client.close().catch(() => undefined);
-      this.markDown(error instanceof Error ? error : new Error(String(error)));
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.lastFailure = { at: Date.now(), error: failure };
+      this.markDown(failure);
       throw error;
     }
   }
@@ -151,7 +164,9 @@ export class UpstreamLink {
 
   /** Sends one message as this module's telemetry; rejects (and marks the link down) on failure. */
   async send(message: RoutedMessage): Promise<void> {
-    await this.open();
+    const ready = this.sendGate.then(() => this.open(), () => this.open());
+    this.sendGate = ready.catch(() => undefined);
+    await ready;
     const client = this.client;
     if (!client) throw new Error('the upstream link closed');
     try {

@@ -34,7 +34,7 @@ export function routesDocument(routes: Record<string, string | { route: string; 
   return JSON.stringify({ schemaVersion: '1.1', routes, storeAndForwardConfiguration: { timeToLiveSecs } }, null, 2);
 }
 
-export function writeHubFiles(options: { deviceId?: string; routes: string; upstreamConnectionString?: string; storeMaxBytes?: number }): HubFiles {
+export function writeHubFiles(options: { deviceId?: string; routes: string; upstreamConnectionString?: string; storeMaxBytes?: number; port?: number }): HubFiles {
   const dir = mkdtempSync(join(tmpdir(), 'edgehub-test-'));
   const deviceId = options.deviceId ?? 'dev1';
   const rootKey = randomBytes(32).toString('base64');
@@ -57,7 +57,7 @@ export function writeHubFiles(options: { deviceId?: string; routes: string; upst
     '--ca-file', caFile,
     '--routes-file', routesFile,
     '--store-dir', storeDir,
-    '--port', '0',
+    '--port', String(options.port ?? 0),
     '--metrics-bind-address', '127.0.0.1:0',
     '--health-probe-bind-address', '127.0.0.1:0',
     ...(options.upstreamConnectionString ? ['--upstream-connection-string-file', file('upstream', options.upstreamConnectionString)] : []),

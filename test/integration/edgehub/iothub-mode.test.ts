@@ -94,7 +94,7 @@ describe('built-in edge hub with IoT Hub (emulator) upstream', () => {
   it('forwards a direct method from the service SDK to the module and returns its answer', async () => {
     const filter = clients[0] as ModuleClientType;
     filter.onMethod('reset', (request, response) => {
-      void response.send(200, { reset: true, echo: request.payload });
+      void response?.send(200, { reset: true, echo: request?.payload });
     });
     const service = iothub.Client.fromConnectionString(emulator.serviceConnectionString);
     const { result } = await service.invokeDeviceMethod(deviceId, 'filter', { methodName: 'reset', payload: { level: 2 }, responseTimeoutInSeconds: 15 });
