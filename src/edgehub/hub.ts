@@ -39,12 +39,6 @@ export interface EdgeHubOptions {
 const upstreamEndpoint = '$upstream';
 const maxBackoffMs = 30_000;
 
-interface PendingWrite {
-  items: EnqueueItem[];
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
 export class EdgeHub {
   readonly config: HubConfig;
   readonly metrics: HubMetrics;
@@ -61,8 +55,7 @@ export class EdgeHub {
   private readonly routesPollMs: number;
   private router: Router | undefined;
   private routesText: string | undefined;
-  private writes: PendingWrite[] = [];
-  private writeScheduled = false;
+  private storeFull = false;
   private upstreamBackoffMs = 0;
   private upstreamRetry: NodeJS.Timeout | undefined;
   private boundPort = 0;
@@ -155,7 +148,6 @@ export class EdgeHub {
       for (const socket of this.listener.sockets) socket.destroy();
     });
     await this.broker.stop();
-    this.flushWrites();
   }
 
   // ---- routes
@@ -216,35 +208,27 @@ export class EdgeHub {
     });
   }
 
-  /** Writes arriving in one turn of the event loop share one store transaction (group commit). */
+  /** Stores the items; the store group-commits every write of one event-loop turn and resolves once durable. */
   private write(items: EnqueueItem[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.writes.push({ items, resolve, reject });
-      if (!this.writeScheduled) {
-        this.writeScheduled = true;
-        setImmediate(() => this.flushWrites());
-      }
-    });
-  }
-
-  private flushWrites(): void {
-    this.writeScheduled = false;
-    const writes = this.writes;
-    this.writes = [];
-    if (writes.length === 0) return;
-    this.queues.enqueue(writes.flatMap((w) => w.items)).then(
+    return this.queues.enqueue(items).then(
       () => {
-        this.metrics.storeFull.set(0);
-        for (const w of writes) w.resolve();
+        if (this.storeFull) {
+          this.storeFull = false;
+          this.metrics.storeFull.set(0);
+          this.logger.info('the store takes messages again');
+        }
       },
       (error: unknown) => {
         const full = error instanceof StoreFullError;
-        this.metrics.storeRefusals.inc({ reason: full ? 'disk_budget_full' : 'store_error' }, writes.length);
-        if (full) this.metrics.storeFull.set(1);
-        this.logger.error({ error: (error as Error).message, messages: writes.length }, full
-          ? 'the store\'s disk budget is full: refusing messages (no PUBACK; modules send again) until deliveries or expiry free space'
-          : 'the store could not take messages: refusing them (no PUBACK)');
-        for (const w of writes) w.reject(error instanceof Error ? error : new Error(String(error)));
+        this.metrics.storeRefusals.inc({ reason: full ? 'disk_budget_full' : 'store_error' });
+        if (full && !this.storeFull) {
+          this.storeFull = true;
+          this.metrics.storeFull.set(1);
+          this.logger.error({ error: (error as Error).message }, 'the store\'s disk budget is full: refusing messages (no PUBACK; modules send again) until deliveries or expiry free space');
+        } else if (!full) {
+          this.logger.error({ error: (error as Error).message }, 'the store could not take a message: refusing it (no PUBACK)');
+        }
+        throw error instanceof Error ? error : new Error(String(error));
       },
     );
   }

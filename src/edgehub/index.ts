@@ -24,7 +24,7 @@ export interface RunningHub {
 export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Promise<RunningHub> {
   mkdirSync(flags.storeDir, { recursive: true });
   const config = loadHubConfig(flags);
-  const queues = openHubQueues(config.storeDir, config.storeMaxBytes);
+  const queues = await openHubQueues(config.storeDir, config.storeMaxBytes);
   const metrics = new HubMetrics();
   const hub = new EdgeHub({ config, queues, metrics, logger });
   const checks = new HealthChecks();
@@ -40,7 +40,7 @@ export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Prom
     await hub.start();
   } catch (error) {
     await endpoints?.stop();
-    queues.close();
+    await queues.close();
     throw error;
   }
   const started = endpoints;
@@ -50,7 +50,7 @@ export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Prom
     stop: async () => {
       await hub.stop();
       await started.stop();
-      queues.close();
+      await queues.close();
     },
   };
 }

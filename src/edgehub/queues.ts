@@ -39,7 +39,7 @@ export interface HubQueues {
   stats(): QueueStats;
   /** Endpoints that hold at least one entry. */
   endpoints(): string[];
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface ExpiredCount {
