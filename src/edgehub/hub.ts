@@ -224,9 +224,9 @@ export class EdgeHub {
         if (full && !this.storeFull) {
           this.storeFull = true;
           this.metrics.storeFull.set(1);
-          this.logger.error({ error: (error as Error).message }, 'the store\'s disk budget is full: refusing messages (no PUBACK; modules send again) until deliveries or expiry free space');
+          this.logger.error({ code: 'IEO_STORE_FULL', error: (error as Error).message }, 'the store\'s disk budget is full: refusing messages (no PUBACK; modules send again) until deliveries or expiry free space');
         } else if (!full) {
-          this.logger.error({ error: (error as Error).message }, 'the store could not take a message: refusing it (no PUBACK)');
+          this.logger.error({ code: 'IEO_STORE_WRITE', error: (error as Error).message }, 'the store could not take a message: refusing it (no PUBACK)');
         }
         throw error instanceof Error ? error : new Error(String(error));
       },

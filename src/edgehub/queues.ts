@@ -47,6 +47,5 @@ export interface ExpiredCount {
   count: number;
 }
 
-export class StoreFullError extends Error {
-  override name = 'StoreFullError';
-}
+/** The store's refusal when its disk budget (or the disk) is full: code IEO_STORE_FULL. */
+export { StoreFullError } from '../store/index.ts';

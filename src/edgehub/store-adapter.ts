@@ -1,8 +1,7 @@
 // The hub's queues (queues.ts) on src/store's MessageStore: time to live becomes an expiry instant,
 // the store's group commit makes each enqueue durable before it resolves, and expiry is counted
 // per endpoint from the store's own counters (it also drops expired messages at checkout).
-import { MessageStore, StoreFullError as StoreLayerFullError } from '../store/index.ts';
-import { StoreFullError } from './queues.ts';
+import { MessageStore } from '../store/index.ts';
 import type { EnqueueItem, ExpiredCount, HubQueues, StoredEntry } from './queues.ts';
 
 export async function openHubQueues(dir: string, maxBytes: number, durability: 'full' | 'normal' = 'full'): Promise<HubQueues> {
@@ -11,17 +10,12 @@ export async function openHubQueues(dir: string, maxBytes: number, durability: '
   return {
     async enqueue(items: EnqueueItem[]): Promise<void> {
       const now = Date.now();
-      try {
-        await store.enqueue(items.map((i) => ({
-          endpointId: i.endpoint,
-          priority: i.priority,
-          expiresAtMs: i.ttlSeconds === undefined ? undefined : now + i.ttlSeconds * 1000,
-          message: i.payload,
-        })));
-      } catch (error) {
-        if (error instanceof StoreLayerFullError) throw new StoreFullError(error.message);
-        throw error;
-      }
+      await store.enqueue(items.map((i) => ({
+        endpointId: i.endpoint,
+        priority: i.priority,
+        expiresAtMs: i.ttlSeconds === undefined ? undefined : now + i.ttlSeconds * 1000,
+        message: i.payload,
+      })));
     },
     checkout(endpoint: string, max: number): StoredEntry[] {
       return store.checkout(endpoint, max).map((m) => ({ id: m.seq, endpoint: m.endpointId, payload: m.message, enqueuedAt: m.enqueuedAtMs, priority: m.priority }));
