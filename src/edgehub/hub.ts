@@ -91,7 +91,7 @@ export class EdgeHub {
       onMqtt: (socket) => this.broker.handle(socket),
       onRefused: (protocol, remote) => {
         this.metrics.refusedConnections.inc({ protocol, reason: 'unsupported_protocol' });
-        this.logger.warn({ protocol, remote }, `refused a ${protocol} client: ${unsupportedProtocolMessage}`);
+        this.logger.warn({ protocol, remote }, `refused a client speaking ${protocol}: ${unsupportedProtocolMessage}`);
       },
       onTlsError: (error) => this.logger.info({ error: error.message }, 'TLS handshake failed (does the module trust the device CA?)'),
     });

@@ -35,6 +35,16 @@ export function mergePatch(target: JsonObject, patch: JsonObject): void {
   }
 }
 
+/** Merges patch into a patch: like mergePatch, but a null is kept (it must still delete upstream). */
+export function combinePatches(target: JsonObject, patch: JsonObject): void {
+  for (const [key, value] of Object.entries(patch)) {
+    if (key === '$version' || key === '$metadata') continue;
+    const existing = target[key];
+    if (isJsonObject(value) && isJsonObject(existing)) combinePatches(existing, value);
+    else target[key] = isJsonObject(value) ? structuredClone(value) : value;
+  }
+}
+
 /** Throws with a reason when a reported patch is not one IoT Hub would take. */
 export function checkReportedPatch(patch: unknown): asserts patch is JsonObject {
   if (!isJsonObject(patch)) throw new Error('The reported properties patch must be a JSON object.');
@@ -118,9 +128,7 @@ export class TwinCache {
     twin.reported.$version = version(twin.reported) + 1;
     if (pending) {
       twin.pendingReported ??= {};
-      mergePatch(twin.pendingReported, patch);
-      // A null in the patch must still reach IoT Hub; mergePatch deletes it from the pending copy.
-      for (const [key, value] of Object.entries(patch)) if (value === null) twin.pendingReported[key] = null;
+      combinePatches(twin.pendingReported, patch);
     }
     this.save(moduleId, twin);
     return twin.reported.$version as number;
