@@ -66,8 +66,12 @@ interface CachedMessage {
   enqueuedAtMs: number;
   bytes: number;
   message: Uint8Array;
-  /** Expired (and so deleted) while waiting in the cache. */
-  gone: boolean;
+}
+
+interface InFlight {
+  priority: number;
+  bytes: number;
+  expiresAtMs: number | undefined;
 }
 
 interface Level {
@@ -87,7 +91,7 @@ interface Queue {
   levels: Map<number, Level>;
   /** Priorities present in levels, ascending. */
   priorities: number[];
-  inFlight: Map<number, { priority: number; bytes: number }>;
+  inFlight: Map<number, InFlight>;
   length: number;
   bytes: number;
   expired: number;
@@ -121,7 +125,7 @@ CREATE TABLE IF NOT EXISTS messages (
   message BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_queue ON messages (endpoint, priority, seq);
-CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expires_at) WHERE expires_at IS NOT NULL;
+DROP INDEX IF EXISTS messages_expiry;
 `;
 
 const sqliteFull = 13;
@@ -144,7 +148,7 @@ export class MessageStore {
     removeEndpoint: StatementSync;
     addEndpoint: StatementSync;
     page: StatementSync;
-    expired: StatementSync;
+    head: StatementSync;
   };
   private nextSeq: number;
   private usedBytes = 0;
@@ -182,7 +186,7 @@ export class MessageStore {
       removeEndpoint: this.db.prepare('DELETE FROM messages WHERE endpoint = ?'),
       addEndpoint: this.db.prepare('INSERT INTO endpoints (name) VALUES (?) RETURNING id'),
       page: this.db.prepare('SELECT seq, expires_at, enqueued_at, bytes, message FROM messages WHERE endpoint = ? AND priority = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      expired: this.db.prepare('SELECT seq, endpoint, priority, bytes FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+      head: this.db.prepare('SELECT seq, expires_at, bytes FROM messages WHERE endpoint = ? AND priority = ? AND seq > ? ORDER BY seq LIMIT 256'),
     };
     this.nextSeq = this.load();
   }
@@ -318,7 +322,7 @@ export class MessageStore {
       level.onDisk = true;
       return;
     }
-    level.cached.push({ seq: i.seq, expiresAtMs: i.expiresAtMs, enqueuedAtMs: now, bytes: i.bytes, message: i.message, gone: false });
+    level.cached.push({ seq: i.seq, expiresAtMs: i.expiresAtMs, enqueuedAtMs: now, bytes: i.bytes, message: i.message });
     this.cachedBytes += i.message.byteLength;
   }
 
@@ -370,13 +374,12 @@ export class MessageStore {
     }
     this.cachedBytes -= c.message.byteLength;
     level.cursor = c.seq;
-    if (c.gone) return;
     level.pending--;
     if (c.expiresAtMs !== undefined && c.expiresAtMs <= nowMs) {
       this.dropExpired(q, c.seq, c.bytes);
       return;
     }
-    q.inFlight.set(c.seq, { priority, bytes: c.bytes });
+    q.inFlight.set(c.seq, { priority, bytes: c.bytes, expiresAtMs: c.expiresAtMs });
     const m = c.message;
     out.push({ seq: c.seq, endpointId: q.name, priority, expiresAtMs: c.expiresAtMs, enqueuedAtMs: c.enqueuedAtMs, message: Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength) });
   }
@@ -397,7 +400,7 @@ export class MessageStore {
         this.dropExpired(q, row.seq, row.bytes);
         continue;
       }
-      q.inFlight.set(row.seq, { priority, bytes: row.bytes });
+      q.inFlight.set(row.seq, { priority, bytes: row.bytes, expiresAtMs: row.expires_at ?? undefined });
       out.push({ seq: row.seq, endpointId: q.name, priority, expiresAtMs: row.expires_at ?? undefined, enqueuedAtMs: row.enqueued_at, message: Buffer.from(row.message.buffer, row.message.byteOffset, row.message.byteLength) });
     }
     // Everything pending has been read: later commits may use the cache again.
@@ -459,27 +462,50 @@ export class MessageStore {
     }
   }
 
-  /** Drops every message whose time has come, checked out or not; returns how many. */
+  /**
+   * Drops expired messages and returns how many: every checked-out one whose time has passed, and
+   * at the head of each queue (per priority) every one up to the first that has not expired. No
+   * index on expiry is kept (it cost about a fifth of the write throughput): a message that expires
+   * behind one with a longer time to live is dropped, and counted, when checkout reaches it.
+   */
   expire(nowMs: number = Date.now()): number {
-    const rows = this.statements.expired.all(nowMs) as Array<{ seq: number; endpoint: number; priority: number; bytes: number }>;
-    if (rows.length === 0) return 0;
-    const byId = new Map([...this.queues.values()].map((q) => [q.id, q]));
     let count = 0;
-    for (const row of rows) {
-      if (this.deleting.has(row.seq)) continue;
-      const q = byId.get(row.endpoint);
-      if (!q) continue;
-      if (q.inFlight.delete(row.seq)) {
-        // checked out and not yet acked: an ack that comes later is ignored
-      } else {
-        const level = q.levels.get(row.priority);
-        if (level) {
-          level.pending--;
-          markGone(level, row.seq);
-        }
+    for (const q of this.queues.values()) {
+      for (const [seq, f] of q.inFlight) {
+        if (f.expiresAtMs === undefined || f.expiresAtMs > nowMs) continue;
+        q.inFlight.delete(seq);
+        this.dropExpired(q, seq, f.bytes);
+        count++;
       }
-      this.dropExpired(q, row.seq, row.bytes);
+      for (const [priority, level] of q.levels) count += this.expireHead(q, level, priority, nowMs);
+    }
+    return count;
+  }
+
+  /** Drops a level's expired messages from its head (cache first, then disk) until one is still valid. */
+  private expireHead(q: Queue, level: Level, priority: number, nowMs: number): number {
+    let count = 0;
+    while (level.pending > 0 && level.head < level.cached.length) {
+      const c = level.cached[level.head] as CachedMessage;
+      if (c.expiresAtMs === undefined || c.expiresAtMs > nowMs) return count;
+      this.takeCached(q, level, priority, nowMs, []);
       count++;
+    }
+    while (level.pending > 0 && level.onDisk) {
+      const rows = this.statements.head.all(q.id, priority, level.cursor) as Array<{ seq: number; expires_at: number | null; bytes: number }>;
+      for (const row of rows) {
+        if (this.deleting.has(row.seq)) {
+          level.cursor = row.seq;
+          continue;
+        }
+        if (row.expires_at === null || row.expires_at > nowMs) return count;
+        level.cursor = row.seq;
+        level.pending--;
+        this.dropExpired(q, row.seq, row.bytes);
+        count++;
+      }
+      if (level.pending === 0) level.onDisk = false;
+      if (rows.length < 256) break;
     }
     return count;
   }
@@ -559,22 +585,6 @@ function levelOf(q: Queue, priority: number): Level {
     q.priorities.sort((a, b) => a - b);
   }
   return level;
-}
-
-/** Marks a cached message as expired, if it is still in the cache (found by binary search on seq). */
-function markGone(level: Level, seq: number): void {
-  let lo = level.head;
-  let hi = level.cached.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const c = level.cached[mid] as CachedMessage;
-    if (c.seq === seq) {
-      c.gone = true;
-      return;
-    }
-    if (c.seq < seq) lo = mid + 1;
-    else hi = mid - 1;
-  }
 }
 
 /** Sorted runs of consecutive integers: [1,2,3,7,8] gives [1,3] and [7,8]. */

@@ -146,6 +146,25 @@ describe.each([
     await store.close();
   });
 
+  it('leaves a message that expires behind a longer-lived one to checkout, which drops and counts it', async () => {
+    const { store } = await open();
+    await store.enqueue([item('a', 'long', 9, 1000), item('a', 'short', 9, 10), item('a', 'none')]);
+    expect(store.expire(20)).toBe(0);
+    expect(texts(store.checkout('a', 10, 20))).toEqual(['long', 'none']);
+    expect(store.stats().a).toMatchObject({ length: 2, expired: 1 });
+    await store.close();
+  });
+
+  it('expires from the head of a backlog read back from disk', async () => {
+    const { store, dir } = await open();
+    await store.enqueue([item('a', '1', 9, 10), item('a', '2', 9, 10), item('a', '3', 9, 1000)]);
+    await store.close();
+    const reopened = await MessageStore.open(dir, { maxBytes: 10_000_000, ...(cacheBytes !== undefined ? { memoryCacheBytes: cacheBytes } : {}) });
+    expect(reopened.expire(10)).toBe(2);
+    expect(texts(reopened.checkout('a', 10, 10))).toEqual(['3']);
+    await reopened.close();
+  });
+
   it('expires checked-out messages too, and ignores their late ack', async () => {
     const { store } = await open();
     await store.enqueue([item('a', 'x', 9, 10)]);
