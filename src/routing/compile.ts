@@ -19,12 +19,10 @@ export interface EvalContext {
   readonly msg: RoutedMessage;
   /** undefined until first needed; null when the body is not a JSON object edgeHub could query. */
   body: JsonRoot | null | undefined;
-  propertiesLower: Map<string, string> | undefined;
-  systemPropertiesLower: Map<string, string> | undefined;
 }
 
 export function newEvalContext(msg: RoutedMessage): EvalContext {
-  return { msg, body: undefined, propertiesLower: undefined, systemPropertiesLower: undefined };
+  return { msg, body: undefined };
 }
 
 export type Evaluate = (ctx: EvalContext) => Value;
@@ -109,23 +107,25 @@ const constantContext: EvalContext = newEvalContext({ body: Buffer.alloc(0), pro
 
 // ---- reading the message
 
-/** Names differing only in case: the exact spelling wins (see the readers), else the first in the bag's order. */
-function lowerMap(bag: Record<string, string>): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const key of Object.keys(bag)) {
-    const lower = key.toLowerCase();
-    if (!map.has(lower)) map.set(lower, bag[key] as string);
+/**
+ * Finds a name without case: the exact spelling first (the readers below), else the first key in
+ * the bag's order that matches. A scan, not a map: messages carry a handful of properties, and a
+ * miss (the usual case for `$name` and `$body.x`, which look for an application property first)
+ * then costs no allocation. Keys of another length never match: edgeHub compares ordinally, character
+ * by character, ignoring case.
+ */
+function findIgnoringCase(bag: Record<string, string>, lower: string): string | undefined {
+  for (const key in bag) {
+    if (key.length === lower.length && Object.hasOwn(bag, key) && key.toLowerCase() === lower) return bag[key];
   }
-  return map;
+  return undefined;
 }
 
 function propertyReader(name: string): (ctx: EvalContext) => string | undefined {
   const lower = name.toLowerCase();
   return (ctx) => {
     const bag = ctx.msg.properties;
-    if (Object.hasOwn(bag, name)) return bag[name];
-    ctx.propertiesLower ??= lowerMap(bag);
-    return ctx.propertiesLower.get(lower);
+    return Object.hasOwn(bag, name) ? bag[name] : findIgnoringCase(bag, lower);
   };
 }
 
@@ -133,9 +133,7 @@ function systemPropertyReader(name: string): (ctx: EvalContext) => string | unde
   const lower = name.toLowerCase();
   return (ctx) => {
     const bag = ctx.msg.systemProperties;
-    if (Object.hasOwn(bag, name)) return bag[name];
-    ctx.systemPropertiesLower ??= lowerMap(bag);
-    return ctx.systemPropertiesLower.get(lower);
+    return Object.hasOwn(bag, name) ? bag[name] : findIgnoringCase(bag, lower);
   };
 }
 
