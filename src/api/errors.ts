@@ -14,7 +14,7 @@ export interface ErrorDefinition {
 export const errorCatalogue = {
   IEO_MANIFEST_JSON: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state is not valid JSON or YAML.' },
   IEO_MANIFEST_SCHEMA: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state does not match the deployment manifest schema.' },
-  IEO_SCHEMA_VERSION: { edgeAgentStatus: 412, next: 'permanent', summary: 'The schemaVersion is not one edgeAgent supports (1.0 or 1.1).' },
+  IEO_SCHEMA_VERSION: { edgeAgentStatus: 412, next: 'permanent', summary: 'The schemaVersion is not one edgeAgent (1.0, 1.1) or edgeHub (1.0 to 1.3) reads.' },
   IEO_EMPTY_CONFIG: { edgeAgentStatus: 417, next: 'permanent', summary: 'The desired state has no $edgeAgent configuration.' },
   IEO_ROUTE_SYNTAX: { edgeAgentStatus: 400, next: 'permanent', summary: 'A route in $edgeHub is not valid route syntax.' },
   IEO_ROUTE_TYPE: { edgeAgentStatus: 400, next: 'permanent', summary: 'A route condition gives an operator or function operands of the wrong type (e.g. a string property compared with a number), which edgeHub refuses to compile.' },
@@ -50,6 +50,11 @@ export const warningCatalogue = {
   IEO_W_LABEL_KEY_CLEANED: { summary: 'A Docker label key is not a valid Kubernetes annotation key; it was cleaned into one, as the preview did.' },
   IEO_W_K8S_EXPERIMENTAL: { summary: "A k8s-experimental setting (Microsoft's preview) was not used as written: k8s sets the same field, or the preview ignored it too." },
   IEO_W_COERCED_VALUE: { summary: "A boolean or number written as a JSON string was read as its value, as edgeAgent's JSON reader does." },
+  IEO_W_LEGACY_MODULE_CONTENT: { summary: 'The manifest uses the legacy key moduleContent, which is read as modulesContent.' },
+  IEO_W_HUB_FEATURE_IGNORED: { summary: 'A $edgeHub setting of schema 1.2 or later (mqttBroker, integrity) is not implemented and is ignored.' },
+  IEO_W_ANONYMOUS_VOLUME: { summary: 'An anonymous Docker volume became an emptyDir, deleted with the pod as Docker deletes the volume with the container.' },
+  IEO_W_MOUNT_MERGED: { summary: 'Two mounts of one container path became one, as Docker merges a device node, /dev/shm or an anonymous volume with another mount.' },
+  IEO_W_SYSTEM_MODULE_FIELD_IGNORED: { summary: "A system module's member that edgeAgent does not read, or edgeAgent's own env, has no effect here and is ignored." },
 } as const satisfies Record<string, { summary: string }>;
 
 export type WarningCode = keyof typeof warningCatalogue;

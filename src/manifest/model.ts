@@ -2,7 +2,10 @@
 // EdgeDeployment resource means once parsed, validated, defaulted and its createOptions joined.
 // Translation consumes only this.
 
+/** $edgeAgent schema versions: edgeAgent reads 1.0 and 1.1. */
 export type SchemaVersion = '1.0' | '1.1';
+/** $edgeHub schema versions: edgeHub reads 1.0 to 1.3 (1.2 adds mqttBroker, 1.3 adds integrity). */
+export type HubSchemaVersion = '1.0' | '1.1' | '1.2' | '1.3';
 export type RestartPolicy = 'never' | 'on-failure' | 'on-unhealthy' | 'always';
 export type DesiredStatus = 'running' | 'stopped';
 export type ImagePullPolicy = 'on-create' | 'never';
@@ -74,7 +77,7 @@ export interface Route {
 }
 
 export interface HubDesired {
-  schemaVersion: SchemaVersion;
+  schemaVersion: HubSchemaVersion;
   routes: Record<string, Route>;
   storeAndForwardConfiguration: { timeToLiveSecs?: number };
 }

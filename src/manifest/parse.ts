@@ -15,10 +15,12 @@ import type {
   RegistryCredential,
   Route,
   SchemaVersion,
+  HubSchemaVersion,
 } from './model.ts';
 import { defaultStartupOrder } from './model.ts';
 import { checkTwinLimits } from './limits.ts';
 import { checkUserModuleName, pointerJoin } from './names.ts';
+import { hasDesired, hubLeniency, locateModulesContent, normaliseAgentSchemaVersion, normaliseHubSchemaVersion, systemModuleLeniency, twinDesired } from './lenient.ts';
 import { checkRoutes } from './routes.ts';
 import { validateAgentDesired, validateHubDesired } from './schema.ts';
 
@@ -75,15 +77,6 @@ export function parseManifestText(text: string): Outcome<unknown> {
   }
 }
 
-/** Where the modulesContent object is in a document, and the pointer prefix of its entries. */
-function locateModulesContent(input: JsonObject): { content: JsonObject; prefix: string } | undefined {
-  if (isObject(input.modulesContent)) return { content: input.modulesContent, prefix: '/modulesContent' };
-  // `az iot edge deployment show` and layered deployment files wrap it in "content".
-  if (isObject(input.content) && isObject(input.content.modulesContent)) return { content: input.content.modulesContent, prefix: '/content/modulesContent' };
-  if ('$edgeAgent' in input || '$edgeHub' in input) return { content: input, prefix: '' };
-  return undefined;
-}
-
 /**
  * Parses a whole deployment manifest: a deployment.json object (`{modulesContent: …}`), just its
  * modulesContent, an `az iot edge deployment show` object (`{content: {modulesContent: …}}`), or
@@ -111,7 +104,7 @@ export function parseDeploymentManifest(input: unknown): Outcome<DeploymentManif
       errors.push({ code: 'IEO_MANIFEST_SCHEMA', path: pointerJoin(prefix, name), message: `${name} must be an object holding "properties.desired"` });
       return undefined;
     }
-    return entry['properties.desired'];
+    return twinDesired(entry);
   };
   // Module twins other than the system ones carry the modules' own desired properties; only their limits concern us here.
   for (const name of Object.keys(content)) {
@@ -127,15 +120,16 @@ export function parseDeploymentManifest(input: unknown): Outcome<DeploymentManif
     }
   }
   const agentTwin = content.$edgeAgent;
-  if (isObject(agentTwin) && !('properties.desired' in agentTwin)) {
+  if (isObject(agentTwin) && !hasDesired(agentTwin)) {
     errors.push({ code: 'IEO_EMPTY_CONFIG', path: pointerJoin(prefix, '$edgeAgent', 'properties.desired'), message: '$edgeAgent has no "properties.desired"' });
     return failure(errors);
   }
   const hubTwin = content.$edgeHub;
-  if (isObject(hubTwin) && !('properties.desired' in hubTwin)) {
+  if (isObject(hubTwin) && !hasDesired(hubTwin)) {
     errors.push({ code: 'IEO_MANIFEST_SCHEMA', path: pointerJoin(prefix, '$edgeHub', 'properties.desired'), message: '$edgeHub has no "properties.desired"' });
   }
-  const result = parseDesiredProperties(twin('$edgeAgent'), twin('$edgeHub'), prefix);
+  const parsed = parseDesiredProperties(twin('$edgeAgent'), twin('$edgeHub'), prefix);
+  const result: Outcome<DeploymentManifest> = { ...parsed, warnings: [...located.warnings, ...parsed.warnings] };
   if (errors.length === 0) return result;
   return result.ok ? failure(errors, result.warnings) : failure([...errors, ...result.errors], result.warnings);
 }
@@ -150,28 +144,28 @@ export function moduleTwinsDesired(input: unknown): Record<string, JsonObject> {
   const twins: Record<string, JsonObject> = {};
   for (const [name, entry] of Object.entries(located?.content ?? {})) {
     if (name === '$edgeAgent' || name === '$edgeHub' || !isObject(entry)) continue;
-    const desired = entry['properties.desired'];
+    const desired = twinDesired(entry);
     if (isObject(desired)) twins[name] = desired;
   }
   return twins;
 }
 
-/** '1.0', '1.1', '1.0.0', '1.1.0' → '1.0' | '1.1'; anything else undefined. */
+/** '1.0', '1.1', '1.0.0', '1.1.0' → '1.0' | '1.1'; anything else undefined. The $edgeAgent rule (see lenient.ts). */
 export function normaliseSchemaVersion(value: unknown): SchemaVersion | undefined {
-  if (typeof value !== 'string') return undefined;
-  const m = /^1\.([01])(?:\.0)?$/.exec(value.trim());
-  return m ? (`1.${m[1]}` as SchemaVersion) : undefined;
+  return normaliseAgentSchemaVersion(value);
 }
 
-function versionIssue(value: unknown, path: string, twinName: string): ManifestIssue | undefined {
-  if (value === undefined || normaliseSchemaVersion(value) !== undefined) return undefined;
+function versionIssue(value: unknown, path: string, twinName: '$edgeAgent' | '$edgeHub'): ManifestIssue | undefined {
+  const known = twinName === '$edgeAgent' ? normaliseAgentSchemaVersion(value) : normaliseHubSchemaVersion(value);
+  if (value === undefined || known !== undefined) return undefined;
   if (typeof value === 'number') {
     return { code: 'IEO_SCHEMA_VERSION', path: `${path}/schemaVersion`, message: `${twinName} schemaVersion must be a string such as "1.1", not the number ${value} (in YAML, quote it)` };
   }
+  const supported = twinName === '$edgeAgent' ? '"1.0" or "1.1" (also written "1.0.0", "1.1.0")' : '"1.0", "1.1", "1.2" or "1.3" (with any patch level, such as "1.2.0")';
   return {
     code: 'IEO_SCHEMA_VERSION',
     path: `${path}/schemaVersion`,
-    message: `${twinName} schemaVersion ${JSON.stringify(value)} is not supported: use "1.0" or "1.1" (also written "1.0.0", "1.1.0")`,
+    message: `${twinName} schemaVersion ${JSON.stringify(value)} is not supported: use ${supported}`,
   };
 }
 
@@ -197,22 +191,29 @@ export function parseDesiredProperties(agentDesired: unknown, hubDesired: unknow
   const hubPresent = hubDesired !== undefined && hubDesired !== null;
   if (hubPresent && !isObject(hubDesired)) errors.push({ code: 'IEO_MANIFEST_SCHEMA', path: hubBase, message: '$edgeHub desired properties must be an object' });
   if (errors.length > 0) return failure(errors);
-  const agent = agentDesired as JsonObject;
-  const hub = hubPresent ? (hubDesired as JsonObject) : undefined;
+  const lenientAgent = systemModuleLeniency(agentDesired as JsonObject, agentBase);
+  const agent = lenientAgent.agent;
+  const leniencyWarnings = [...lenientAgent.warnings];
+  let hub = hubPresent ? (hubDesired as JsonObject) : undefined;
 
   // edgeAgent refuses a version it does not know before looking at anything else (status 412).
   const versionErrors = [versionIssue(agent.schemaVersion, agentBase, '$edgeAgent'), hub ? versionIssue(hub.schemaVersion, hubBase, '$edgeHub') : undefined].filter(
     (i): i is ManifestIssue => i !== undefined,
   );
-  if (versionErrors.length > 0) return failure(versionErrors);
+  if (versionErrors.length > 0) return failure(versionErrors, leniencyWarnings);
+  if (hub) {
+    const lenientHub = hubLeniency(hub, hubBase, normaliseHubSchemaVersion(hub.schemaVersion) ?? '1.0');
+    hub = lenientHub.hub;
+    leniencyWarnings.push(...lenientHub.warnings);
+  }
 
   errors.push(...checkTwinLimits(agent, agentBase, '$edgeAgent'));
   if (hub) errors.push(...checkTwinLimits(hub, hubBase, '$edgeHub'));
   errors.push(...validateAgentDesired(agent, agentBase));
   if (hub) errors.push(...validateHubDesired(hub, hubBase));
 
-  const agentVersion = normaliseSchemaVersion(agent.schemaVersion) ?? '1.1';
-  const hubVersion = hub ? (normaliseSchemaVersion(hub.schemaVersion) ?? agentVersion) : agentVersion;
+  const agentVersion = normaliseAgentSchemaVersion(agent.schemaVersion) ?? '1.1';
+  const hubVersion: HubSchemaVersion = hub ? (normaliseHubSchemaVersion(hub.schemaVersion) ?? agentVersion) : agentVersion;
 
   const systemModules = isObject(agent.systemModules) ? agent.systemModules : {};
   const modules = isObject(agent.modules) ? agent.modules : {};
@@ -242,7 +243,7 @@ export function parseDesiredProperties(agentDesired: unknown, hubDesired: unknow
       }
     }
   }
-  if (errors.length > 0) return failure(errors);
+  if (errors.length > 0) return failure(errors, leniencyWarnings);
 
   // Validated above: the shapes below are the schema's.
   const manifest: DeploymentManifest = {
@@ -250,8 +251,8 @@ export function parseDesiredProperties(agentDesired: unknown, hubDesired: unknow
     hub: buildHub(hub, hubVersion),
   };
   const routes = checkRoutes(manifest, pathPrefix);
-  if (routes.errors.length > 0) return failure(routes.errors, routes.warnings);
-  return { ok: true, value: manifest, warnings: routes.warnings };
+  if (routes.errors.length > 0) return failure(routes.errors, [...leniencyWarnings, ...routes.warnings]);
+  return { ok: true, value: manifest, warnings: [...leniencyWarnings, ...routes.warnings] };
 }
 
 const chunkKey = /^createOptions([0-9]{2})$/;
@@ -379,7 +380,7 @@ function buildAgent(agent: JsonObject, schemaVersion: SchemaVersion, createOptio
   };
 }
 
-function buildHub(hub: JsonObject | undefined, schemaVersion: SchemaVersion): HubDesired {
+function buildHub(hub: JsonObject | undefined, schemaVersion: HubSchemaVersion): HubDesired {
   const routes: Record<string, Route> = {};
   for (const [name, raw] of Object.entries(hub && isObject(hub.routes) ? hub.routes : {})) {
     if (typeof raw === 'string') {

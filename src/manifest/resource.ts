@@ -7,6 +7,7 @@ import type { EdgeDeployment, EdgeDeploymentSpec } from '../api/edge-deployment.
 import { edgeDeploymentApiVersion, edgeDeploymentKind } from '../api/edge-deployment.ts';
 import type { DeploymentManifest, ManifestIssue, Outcome } from './model.ts';
 import { pointerJoin } from './names.ts';
+import { locateModulesContent, normaliseHubSchemaVersion, systemModuleLeniency, twinDesired } from './lenient.ts';
 import { joinCreateOptions, moduleTwinsDesired, normaliseSchemaVersion, parseDeploymentManifest, parseDesiredProperties, parseManifestText } from './parse.ts';
 
 type JsonObject = Record<string, unknown>;
@@ -46,7 +47,7 @@ function desiredAgent(agent: NonNullable<EdgeDeploymentSpec['agent']>): JsonObje
 /** Schema 1.0 allows only string routes; a resource always writes objects, so the plain ones go back to strings. */
 function desiredHub(hub: NonNullable<EdgeDeploymentSpec['hub']>): JsonObject {
   const out: JsonObject = { ...(hub as unknown as JsonObject) };
-  if (normaliseSchemaVersion(hub.schemaVersion) === '1.0' && isObject(hub.routes)) {
+  if (normaliseHubSchemaVersion(hub.schemaVersion) === '1.0' && isObject(hub.routes)) {
     out.routes = Object.fromEntries(
       Object.entries(hub.routes as JsonObject).map(([name, route]) =>
         isObject(route) && Object.keys(route).every((k) => k === 'route') && typeof route.route === 'string' ? [name, route.route] : [name, route],
@@ -115,16 +116,15 @@ function secretKeys(credentialNames: string[]): Map<string, string> {
   return keys;
 }
 
-function locateModulesContent(input: JsonObject): { content: JsonObject; prefix: string } | undefined {
-  if (isObject(input.modulesContent)) return { content: input.modulesContent, prefix: '/modulesContent' };
-  if (isObject(input.content) && isObject(input.content.modulesContent)) return { content: input.content.modulesContent, prefix: '/content/modulesContent' };
-  if ('$edgeAgent' in input || '$edgeHub' in input) return { content: input, prefix: '' };
-  return undefined;
-}
-
 function desiredOf(content: JsonObject, twin: string): JsonObject | undefined {
   const entry = content[twin];
-  return isObject(entry) && isObject(entry['properties.desired']) ? entry['properties.desired'] : undefined;
+  const desired = isObject(entry) ? twinDesired(entry) : undefined;
+  return isObject(desired) ? desiredWithLenientSystemModules(twin, desired) : undefined;
+}
+
+/** The system modules as validated (members edgeAgent ignores are left out; parsing warned about each). */
+function desiredWithLenientSystemModules(twin: string, desired: JsonObject): JsonObject {
+  return twin === '$edgeAgent' ? systemModuleLeniency(desired, '').agent : desired;
 }
 
 function envSpec(env: unknown): Record<string, { value: string }> | undefined {
@@ -220,7 +220,7 @@ export function resourceFromManifest(input: unknown, target: ResourceTarget): Ou
   if (target.deviceId !== undefined) spec.deviceId = target.deviceId;
   spec.agent = agentSpec;
   if (hub) {
-    const hubSpec: JsonObject = { schemaVersion: normaliseSchemaVersion(hub.schemaVersion) };
+    const hubSpec: JsonObject = { schemaVersion: normaliseHubSchemaVersion(hub.schemaVersion) };
     if (isObject(hub.routes)) {
       hubSpec.routes = Object.fromEntries(
         Object.entries(hub.routes).map(([name, route]) => [name, typeof route === 'string' ? { route } : route]),

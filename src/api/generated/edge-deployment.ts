@@ -212,9 +212,9 @@ export interface ModuleSpecification {
  */
 export interface HubSpec {
   /**
-   * Schema version of the $edgeHub desired properties. 1.1 adds route priority and timeToLiveSecs.
+   * Schema version of the $edgeHub desired properties. 1.1 adds route priority and timeToLiveSecs; 1.2 (mqttBroker) and 1.3 (integrity) are accepted, and their additions are ignored with a warning.
    */
-  schemaVersion: '1.0' | '1.1';
+  schemaVersion: '1.0' | '1.1' | '1.2' | '1.3';
   /**
    * Message routes by name. A manifest route may be a plain string; here every route is an object whose route field holds that string (iotedge-operator convert does this).
    */

@@ -175,8 +175,8 @@ describe('schema versions', () => {
       { code: 'IEO_SCHEMA_VERSION', path: `${A}/schemaVersion`, message: '$edgeAgent schemaVersion must be a string such as "1.1", not the number 1.1 (in YAML, quote it)' },
     ]);
   });
-  it('refuses $edgeHub schemaVersion 1.2 (mqttBroker) with IEO_SCHEMA_VERSION', () => {
-    expect(errorsOf(parseDeploymentManifest(doc(agentDesired(), hubDesired(undefined, { schemaVersion: '1.2' }))))).toEqual([
+  it.each(['1.4', '2.0', '1'])('refuses $edgeHub schemaVersion %j with IEO_SCHEMA_VERSION, as edgeHub does', (v) => {
+    expect(errorsOf(parseDeploymentManifest(doc(agentDesired(), hubDesired(undefined, { schemaVersion: v }))))).toEqual([
       expect.objectContaining({ code: 'IEO_SCHEMA_VERSION', path: `${H}/schemaVersion` }),
     ]);
   });
