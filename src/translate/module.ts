@@ -11,7 +11,6 @@ import type {
   V1Probe,
   V1SecurityContext,
   V1Volume,
-  V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { ModuleSpec } from '../manifest/model.ts';
 import {
@@ -27,7 +26,9 @@ import {
   parseUser,
   type PortSpec,
 } from './docker.ts';
+import { coerceCreateOptions } from './coerce.ts';
 import { k8sExtensionKeys, type K8sExtensions } from './extensions.ts';
+import { mergeMounts, type MountRequest } from './mounts.ts';
 import { moduleExtensions } from './preview.ts';
 import type { Issues } from './issues.ts';
 import { cleanAnnotationKey, isQualifiedName, pointer, sanitizeDnsLabel, shortHash } from './names.ts';
@@ -111,10 +112,13 @@ class VolumeNames {
   }
 }
 
+/** Volume names the translation adds to some pods itself (edgeHub's routes, a module's IoT Hub identity). */
+export const reservedVolumeNames = ['iotedge-operator-routes', 'iothub-identity'];
+
 export function draftModule(ctx: ModuleContext): ModuleDraft {
   const { spec, name, issues } = ctx;
   const base = `${ctx.path}/settings/createOptions`;
-  const co = spec.createOptions;
+  const co = coerceCreateOptions(spec.createOptions, base, spec.id, issues);
   const ext = moduleExtensions(co, base, k8sExtensionKeys, issues);
   const draft: ModuleDraft = {
     container: { name, image: spec.image, imagePullPolicy: spec.imagePullPolicy === 'never' ? 'Never' : 'IfNotPresent' },
@@ -126,8 +130,8 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     namedVolumes: [],
     ext,
   };
-  const volumeNames = new VolumeNames((ext.volumes ?? []).map((v) => v.name));
-  const mounts: V1VolumeMount[] = [];
+  const volumeNames = new VolumeNames([...reservedVolumeNames, ...(ext.volumes ?? []).map((v) => v.name)]);
+  const mounts: MountRequest[] = [];
   const containerSecurity: V1SecurityContext = {};
   const podSecurity: V1PodSecurityContext = {};
   const limits: Record<string, string> = {};
@@ -163,10 +167,20 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     }
     return volumeName;
   };
-  const addMemoryVolume = (target: string, sizeBytes: number | undefined): void => {
-    const [volumeName] = volumeNames.name(`tmpfs${target}`, `tmpfs:${target}`);
-    draft.volumes.push({ name: volumeName, emptyDir: { medium: 'Memory', ...(sizeBytes ? { sizeLimit: bytesQuantity(sizeBytes) } : {}) } });
-    mounts.push({ name: volumeName, mountPath: target });
+  const addMemoryVolume = (target: string, sizeBytes: number | undefined, at: string, implicit = false): void => {
+    const [volumeName, isNew] = volumeNames.name(`tmpfs${target}`, `tmpfs:${target}`);
+    if (isNew) draft.volumes.push({ name: volumeName, emptyDir: { medium: 'Memory', ...(sizeBytes ? { sizeLimit: bytesQuantity(sizeBytes) } : {}) } });
+    mounts.push({ mount: { name: volumeName, mountPath: target }, at, implicit });
+  };
+  // Docker gives an anonymous volume to a Mounts entry of type volume without a Source and to each
+  // Config.Volumes path, and deletes it with the container: an emptyDir has that lifetime.
+  const addAnonymousVolume = (target: string, at: string, implicit: boolean): string => {
+    const [volumeName, isNew] = volumeNames.name(`anon${target}`, `anonymous:${target}`);
+    if (isNew) draft.volumes.push({ name: volumeName, emptyDir: {} });
+    issues.warn('IEO_W_ANONYMOUS_VOLUME', at,
+      `module ${JSON.stringify(spec.id)}: the anonymous volume at ${target} becomes an emptyDir, deleted with the pod as Docker deletes it with the container; name the volume to keep its data`);
+    if (implicit) mounts.push({ mount: { name: volumeName, mountPath: target }, at, implicit: true });
+    return volumeName;
   };
 
   // Top-level fields of Docker's ContainerCreate body.
@@ -237,6 +251,15 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
       case 'Image':
         if (value !== spec.image) issues.unsupported(at, key, `the module's settings.image (${spec.image}) is what runs, as with edgeAgent`);
         break;
+      case 'Volumes':
+        if (!isObject(value)) invalid(at, key, 'must be an object keyed by container path');
+        else {
+          for (const target of Object.keys(value).sort()) {
+            if (!target.startsWith('/')) invalid(`${at}${pointer(target)}`, `Volumes key ${JSON.stringify(target)}`, 'must be an absolute path');
+            else addAnonymousVolume(target, `${at}${pointer(target)}`, true);
+          }
+        }
+        break;
       case 'NetworkingConfig':
         issues.unsupported(at, key, 'every pod is on the cluster network; modules reach each other by their Service names');
         break;
@@ -275,16 +298,21 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
           let volumeName: string;
           if (parsed.source.kind === 'host') {
             if (!policy(checkHostPath(ctx.settings, parsed.source.path), bindAt, `${field}[${i}]`)) return;
-            // Docker creates a missing host directory for -v binds; so does DirectoryOrCreate.
-            volumeName = addHostPathVolume(parsed.source.path, 'DirectoryOrCreate');
+            // Docker creates a missing host directory for -v binds; so does DirectoryOrCreate. A device node
+            // (under /dev) exists or is not Docker's to create, and a directory check would refuse it.
+            volumeName = addHostPathVolume(parsed.source.path, parsed.source.path.startsWith('/dev/') ? undefined : 'DirectoryOrCreate');
           } else {
             volumeName = addNamedVolume(parsed.source.name, bindAt);
           }
           mounts.push({
-            name: volumeName,
-            mountPath: parsed.target,
-            ...(parsed.readOnly ? { readOnly: true } : {}),
-            ...(parsed.propagation ? { mountPropagation: parsed.propagation } : {}),
+            mount: {
+              name: volumeName,
+              mountPath: parsed.target,
+              ...(parsed.readOnly ? { readOnly: true } : {}),
+              ...(parsed.propagation ? { mountPropagation: parsed.propagation } : {}),
+            },
+            at: bindAt,
+            implicit: false,
           });
         });
         break;
@@ -377,7 +405,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
             const sizeOption = (value[target] as string).split(',').find((o) => o.startsWith('size='));
             const size = sizeOption ? parseDockerSize(sizeOption.slice(5)) : undefined;
             if (sizeOption && size === undefined) invalid(`${at}${pointer(target)}`, `${field}[${target}]`, `has an unreadable size ${JSON.stringify(sizeOption)}`);
-            addMemoryVolume(target, size);
+            addMemoryVolume(target, size, `${at}${pointer(target)}`);
           }
         }
         break;
@@ -406,12 +434,18 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     }
   }
 
+  // ShmSize sizes Docker's own /dev/shm; a mount the module asks for at /dev/shm replaces it.
   const shm = hc.ShmSize;
-  if (isInteger(shm) && shm > 0) addMemoryVolume('/dev/shm', shm);
+  if (isInteger(shm) && shm > 0) addMemoryVolume('/dev/shm', shm, `${hcBase}/ShmSize`, true);
 
   // Native extensions, applied last so they win over what was derived from Docker fields.
   for (const [i, volume] of (ext.volumes ?? []).entries()) {
     if (volume.hostPath) policy(checkHostPath(ctx.settings, volume.hostPath.path), `${base}/k8s/volumes/${i}`, `k8s.volumes[${i}].hostPath`);
+    if (reservedVolumeNames.includes(volume.name) || draft.volumes.some((v) => v.name === volume.name)) {
+      issues.error('IEO_K8S_EXTENSION', `${base}/k8s/volumes/${i}/name`,
+        `module ${JSON.stringify(spec.id)}: k8s.volumes[${i}] name ${JSON.stringify(volume.name)} is ${reservedVolumeNames.includes(volume.name) ? 'used by the operator' : 'given twice'}; a pod's volume names must be unique`);
+      continue;
+    }
     draft.volumes.push(volume);
   }
   const volumeNameSet = new Set(draft.volumes.map((v) => v.name));
@@ -419,7 +453,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     if (!volumeNameSet.has(mount.name)) {
       issues.error('IEO_K8S_EXTENSION', `${base}/k8s/volumeMounts/${i}/name`,
         `module ${JSON.stringify(spec.id)}: k8s.volumeMounts[${i}] mounts volume ${JSON.stringify(mount.name)}, which no k8s.volumes entry defines`);
-    } else mounts.push(mount);
+    } else mounts.push({ mount, at: `${base}/k8s/volumeMounts/${i}`, implicit: false, native: true });
   }
   if (ext.securityContext) {
     const sc = ext.securityContext;
@@ -436,7 +470,12 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   }
 
   if (ctx.settings.runAsNonRoot) applyNonRootDefault(podSecurity, containerSecurity, ctx.settings.runAsUser);
-  if (mounts.length > 0) draft.container.volumeMounts = mounts;
+  const merged = mergeMounts(mounts, spec.id, issues);
+  if (merged.length > 0) draft.container.volumeMounts = merged;
+  // A volume only an implicit mount used (a device node under a bind of its path) goes with that mount.
+  const mounted = new Set(merged.map((m) => m.name));
+  const implicitOnly = new Set(mounts.filter((m) => m.implicit).map((m) => m.mount.name));
+  draft.volumes = draft.volumes.filter((v) => mounted.has(v.name) || !implicitOnly.has(v.name));
   if (Object.keys(containerSecurity).length > 0) draft.container.securityContext = containerSecurity;
   if (Object.keys(podSecurity).length > 0) draft.pod.securityContext = podSecurity;
   if (Object.keys(limits).length > 0 || Object.keys(requests).length > 0) {
@@ -497,12 +536,15 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     let propagation: string | undefined;
     if (type === 'volume') {
       known.add('VolumeOptions');
-      if (!isString(source) || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(source)) {
-        invalid(`${at}/Source`, `${field}.Source`, 'must name a volume (anonymous volumes have no claim to bind)');
+      if (source === undefined || source === null || source === '') {
+        volumeName = addAnonymousVolume(target, at, false);
+      } else if (!isString(source) || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(source)) {
+        invalid(`${at}/Source`, `${field}.Source`, 'must name a volume, or be left out for an anonymous volume');
         return;
+      } else {
+        if (mount.VolumeOptions !== undefined) issues.unsupported(`${at}/VolumeOptions`, `${field}.VolumeOptions`, 'volume drivers and labels do not apply to PersistentVolumeClaims; use k8s.volumeClaims');
+        volumeName = addNamedVolume(source, at);
       }
-      if (mount.VolumeOptions !== undefined) issues.unsupported(`${at}/VolumeOptions`, `${field}.VolumeOptions`, 'volume drivers and labels do not apply to PersistentVolumeClaims; use k8s.volumeClaims');
-      volumeName = addNamedVolume(source, at);
     } else if (type === 'bind') {
       known.add('BindOptions');
       if (!isString(source) || !source.startsWith('/')) {
@@ -522,7 +564,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
       const options = mount.TmpfsOptions;
       const size = isObject(options) && isInteger(options.SizeBytes) && options.SizeBytes > 0 ? options.SizeBytes : undefined;
       if (isObject(options) && options.Mode !== undefined) issues.unsupported(`${at}/TmpfsOptions/Mode`, `${field}.TmpfsOptions.Mode`, 'emptyDir volumes have no mode');
-      addMemoryVolume(target, size);
+      addMemoryVolume(target, size, at);
     } else {
       invalid(`${at}/Type`, `${field}.Type ${JSON.stringify(mount.Type)}`, 'must be volume, bind or tmpfs');
       return;
@@ -530,10 +572,14 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     for (const key of Object.keys(mount)) if (!known.has(key)) issues.unsupported(`${at}${pointer(key)}`, `${field}.${key}`);
     if (volumeName) {
       mounts.push({
-        name: volumeName,
-        mountPath: target,
-        ...(readOnly === true ? { readOnly: true } : {}),
-        ...(propagation ? { mountPropagation: propagation } : {}),
+        mount: {
+          name: volumeName,
+          mountPath: target,
+          ...(readOnly === true ? { readOnly: true } : {}),
+          ...(propagation ? { mountPropagation: propagation } : {}),
+        },
+        at,
+        implicit: false,
       });
     }
   }
@@ -551,7 +597,8 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
     }
     const [volumeName, isNew] = volumeNames.name(`dev${hostPath}`, `device:${hostPath}`);
     if (isNew) draft.volumes.push({ name: volumeName, hostPath: { path: hostPath } });
-    mounts.push({ name: volumeName, mountPath: containerPath });
+    // Docker creates the device node itself; a bind at the same path only shares it (see mounts.ts).
+    mounts.push({ mount: { name: volumeName, mountPath: containerPath }, at, implicit: true });
     if (hc.Privileged !== true && !ext.securityContext?.privileged) {
       issues.warn('IEO_W_DEVICE_ACCESS', at,
         `module ${JSON.stringify(spec.id)}: device ${hostPath} is mounted, but a non-privileged container may be denied access by its device cgroup; use a device plugin or Privileged`);
