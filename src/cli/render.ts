@@ -1,8 +1,7 @@
 // `iotedge-operator render FILE`: the Kubernetes objects the operator would apply for a desired state.
 import { Command } from 'commander';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { defaultSettings, toWire } from '../translate/index.ts';
-import { desiredStateSource, manifestOf, passwordsIn, redactedPassword, scrubber, settingsFromText, sourceDocument, targetFor, translateOffline } from './desired-state.ts';
+import { desiredStateSource, manifestOf, passwordsIn, scrubber, settingsFromText, sourceDocument, targetFor, translateOffline } from './desired-state.ts';
 import { CliError, formatIssues, processStreams, readInput, yamlDocuments } from './io.ts';
 import type { CliStreams } from './io.ts';
 
@@ -12,14 +11,25 @@ interface RenderOptions {
   deviceId?: string;
   hubHostName?: string;
   settings?: string;
+  includeSecrets?: boolean;
 }
 
-/** Secret values never leave the command: pull Secrets are printed with their values replaced. */
-function redactSecret(object: KubernetesObject): KubernetesObject {
-  if (object.kind !== 'Secret') return object;
-  const secret = object as KubernetesObject & { data?: Record<string, string>; stringData?: Record<string, string> };
-  const redact = (values: Record<string, string> | undefined) => (values ? Object.fromEntries(Object.keys(values).map((k) => [k, redactedPassword])) : undefined);
-  return { ...secret, ...(secret.data ? { data: redact(secret.data) } : {}), ...(secret.stringData ? { stringData: redact(secret.stringData) } : {}) } as KubernetesObject;
+/** What replaces a secret inside a printed value; the YAML writer quotes it, since `*` would start an alias. */
+export const redactedValue = '***';
+
+/**
+ * Every string in the object with each secret replaced, before it is written as YAML: replacing in the
+ * YAML text instead could leave `value: ***`, which YAML reads as an alias, so the output would not parse.
+ */
+export function redactStrings<T>(value: T, secrets: ReadonlySet<string>): T {
+  const list = [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  const redact = (v: unknown): unknown => {
+    if (typeof v === 'string') return list.reduce((text, secret) => text.split(secret).join(redactedValue), v);
+    if (Array.isArray(v)) return v.map(redact);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, member]) => [k, redact(member)]));
+    return v;
+  };
+  return redact(value) as T;
 }
 
 export function renderCommand(streams: CliStreams = processStreams): Command {
@@ -27,7 +37,8 @@ export function renderCommand(streams: CliStreams = processStreams): Command {
     .summary('print the Kubernetes objects the operator would apply')
     .description(
       'Print the Kubernetes objects the operator would apply for a deployment manifest or an EdgeDeployment, as ' +
-        'multi-document YAML (Secret values replaced by REDACTED). Warnings and errors go to stderr.',
+        'multi-document YAML that kubectl apply -f - reads. Secrets are left out unless --include-secrets is given; ' +
+        'a password found in any other value is replaced by a quoted "***". Warnings and errors go to stderr.',
     )
     .argument('<file>', 'deployment.json, an EdgeDeployment in YAML or JSON, or - for stdin')
     .option('--namespace <namespace>', "namespace of the device (default: the EdgeDeployment's, else \"default\")")
@@ -35,6 +46,7 @@ export function renderCommand(streams: CliStreams = processStreams): Command {
     .option('--device-id <id>', "IoT Hub device id (default: spec.deviceId, else the namespace)")
     .option('--hub-host-name <host>', 'IoT Hub host name given to modules (default: spec.iotHub.hostName, else empty)')
     .option('--settings <file>', 'operator settings (YAML or JSON) over the built-in defaults')
+    .option('--include-secrets', 'also print the Secrets (registry pull Secrets), with the passwords the input holds', false)
     .action(async (file: string, options: RenderOptions) => {
       const text = await readInput(file, streams);
       const settings = options.settings ? settingsFromText(await readInput(options.settings, streams), options.settings) : defaultSettings;
@@ -53,6 +65,16 @@ export function renderCommand(streams: CliStreams = processStreams): Command {
         throw new CliError('', 1);
       }
       const { objects, volumeClaims } = translated.value;
-      streams.stdout(scrub(yamlDocuments([...objects, ...volumeClaims].map((o) => toWire(redactSecret(o))))));
+      const secrets = passwordsIn(sourceDocument(desired));
+      const printed = [...objects, ...volumeClaims].flatMap((o) => {
+        if (o.kind !== 'Secret') return [redactStrings(toWire(o), secrets)];
+        // Passwords held in cluster Secrets are unknown offline: translateOffline put a placeholder there.
+        return options.includeSecrets ? [toWire(o)] : [];
+      });
+      const left = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata?.name);
+      if (left.length > 0 && !options.includeSecrets) {
+        streams.stderr(`note: ${left.length} Secret(s) not printed (${left.join(', ')}); --include-secrets prints them\n`);
+      }
+      streams.stdout(yamlDocuments(printed));
     });
 }

@@ -189,17 +189,40 @@ describe('render', () => {
     expect(objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort()).toEqual(['edgehub', 'simulatedtemperaturesensor']);
   });
 
-  it('redacts pull Secrets and prints no password anywhere', () => {
+  it('leaves Secrets out and prints no password anywhere', () => {
     const run = cli(['render', fixture('registry-credentials.json')]);
     expect(run.code).toBe(0);
-    const secrets = (loadAll(run.stdout) as Array<{ kind: string; data?: Record<string, string> }>).filter((o) => o.kind === 'Secret');
-    expect(secrets.length).toBeGreaterThan(0);
-    for (const secret of secrets) expect(Object.values(secret.data ?? {})).toEqual(['REDACTED']);
+    const objects = loadAll(run.stdout) as Array<{ kind: string }>;
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(run.stderr).toMatch(/^note: \d+ Secret\(s\) not printed .*--include-secrets/m);
     const everything = run.stdout + run.stderr;
     for (const p of passwords) {
       expect(everything).not.toContain(p);
       expect(everything).not.toContain(Buffer.from(p).toString('base64').slice(0, 16));
     }
+  });
+
+  it('prints the pull Secrets with --include-secrets', () => {
+    const run = cli(['render', '--include-secrets', fixture('registry-credentials.json')]);
+    expect(run.code).toBe(0);
+    const secrets = (loadAll(run.stdout) as Array<{ kind: string; type?: string; data?: Record<string, string> }>).filter((o) => o.kind === 'Secret');
+    expect(secrets.length).toBeGreaterThan(0);
+    const configs = secrets.map((s) => Buffer.from(s.data?.['.dockerconfigjson'] ?? '', 'base64').toString('utf8')).join('\n');
+    for (const p of passwords) expect(configs).toContain(p);
+  });
+
+  it('redacts a password reused in another value with a quoted placeholder, so the YAML still parses', () => {
+    const manifest = JSON.parse(readFileSync(fixture('registry-credentials.json'), 'utf8')) as { modulesContent: { $edgeAgent: { 'properties.desired': { modules: Record<string, { env?: Record<string, { value: string }> }> } } } };
+    const modules = manifest.modulesContent.$edgeAgent['properties.desired'].modules;
+    const first = Object.keys(modules)[0]!;
+    modules[first]!.env = { REGISTRY_PASSWORD: { value: passwords[0]! }, LOGIN: { value: `user:${passwords[0]!}` } };
+    const run = cli(['render', scratchFile('reused-password.json', JSON.stringify(manifest))]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toContain(passwords[0]);
+    expect(run.stdout).toMatch(/value: '\*\*\*'/);
+    const env = (loadAll(run.stdout) as Array<{ kind: string; spec?: { template?: { spec?: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } } }>)
+      .filter((o) => o.kind === 'Deployment').flatMap((d) => d.spec?.template?.spec?.containers[0]?.env ?? []);
+    expect(env.filter((e) => e.name === 'REGISTRY_PASSWORD' || e.name === 'LOGIN').map((e) => e.value).sort()).toEqual(['***', 'user:***']);
   });
 
   it('prints warnings on stderr and errors with exit 1', () => {
