@@ -92,7 +92,7 @@ export function keyOf(obj: KubernetesObject): string {
  * or else its `iotedge-operator.io/edge-deployment` label. Owners are namespaced, so the key uses the
  * child's namespace.
  */
-export function ownerKeyOf(obj: KubernetesObject): string | undefined {
+export function ownerKeyOf(obj: KubernetesObject, nameOfLabel: OwnerLabelResolver = (_namespace, label) => label): string | undefined {
   const namespace = obj.metadata?.namespace;
   if (!namespace) return undefined;
   const owner = obj.metadata?.ownerReferences?.find(
@@ -100,17 +100,24 @@ export function ownerKeyOf(obj: KubernetesObject): string | undefined {
   );
   if (owner?.name) return `${namespace}/${owner.name}`;
   const label = obj.metadata?.labels?.[EDGE_DEPLOYMENT_LABEL];
-  return label ? `${namespace}/${label}` : undefined;
+  const name = label ? nameOfLabel(namespace, label) : undefined;
+  return name ? `${namespace}/${name}` : undefined;
 }
+
+/**
+ * The EdgeDeployment name a label value stands for. A name longer than a label value allows is carried
+ * shortened with a hash, so the label alone does not give the name back; the owner's cache does.
+ */
+export type OwnerLabelResolver = (namespace: string, label: string) => string | undefined;
 
 /**
  * A handler for child informers: enqueues the owning EdgeDeployment's key. On an update that moved the
  * child to another owner (label or ownerReference changed), both owners are enqueued.
  */
-export function mapToOwner<T extends KubernetesObject>(enqueue: (key: string) => void): InformerHandler<T> {
+export function mapToOwner<T extends KubernetesObject>(enqueue: (key: string) => void, nameOfLabel?: OwnerLabelResolver): InformerHandler<T> {
   return (event) => {
-    const now = ownerKeyOf(event.object);
-    const before = event.oldObject ? ownerKeyOf(event.oldObject) : undefined;
+    const now = ownerKeyOf(event.object, nameOfLabel);
+    const before = event.oldObject ? ownerKeyOf(event.oldObject, nameOfLabel) : undefined;
     if (now) enqueue(now);
     if (before && before !== now) enqueue(before);
   };

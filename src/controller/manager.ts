@@ -2,7 +2,7 @@
 // workers running the reconciler, and readiness once every cache has synced.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { EdgeDeployment } from '../api/edge-deployment.ts';
-import { labelKeys, managedBy } from '../translate/names.ts';
+import { labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
 import { EventRecorder } from './events.ts';
 import { enqueueObject, Informer, mapToOwner } from './informer.ts';
@@ -73,6 +73,10 @@ export class OperatorManager {
   private readonly edgeDeployments: InformerSet<EdgeDeployment>;
   private readonly children = new Map<string, InformerSet<KubernetesObject>>();
   private readonly reconciler: EdgeDeploymentReconciler;
+  /** Applied generations the reconciler remembers: one per live child, so memory follows the cluster. */
+  rememberedGenerations(): number {
+    return this.reconciler.rememberedGenerations();
+  }
   private workers: Promise<void> | undefined;
   private synced = false;
 
@@ -115,9 +119,12 @@ export class OperatorManager {
         }
       });
     }
+    // Pods of a module's Deployment name their EdgeDeployment only by label, which a long name shortens.
+    const ownerNameOfLabel = (namespace: string, label: string): string | undefined =>
+      this.edgeDeployments.list(namespace).find((ed) => sanitizeLabelValue(ed.metadata?.name ?? '') === label)?.metadata?.name ?? label;
     for (const kind of ownedKinds) {
       const set = informersFor<KubernetesObject>(kind, `${labelKeys.managedBy}=${managedBy}`, whatTheReconcilerReads(kind));
-      for (const informer of set.informers) informer.onEvent(mapToOwner(enqueue));
+      for (const informer of set.informers) informer.onEvent(mapToOwner(enqueue, ownerNameOfLabel));
       this.children.set(kind.kind, set);
     }
     this.reconciler = new EdgeDeploymentReconciler({

@@ -12,12 +12,13 @@ import type { ManifestIssue, DeploymentManifest } from '../manifest/model.ts';
 import { issueAtResourcePath, manifestFromResource } from '../manifest/resource.ts';
 import { summariseRoutes } from '../manifest/routes.ts';
 import { toWire, translate, type ModulePlan, type TranslationResult } from '../translate/index.ts';
-import { annotationKeys, labelKeys, managedBy } from '../translate/names.ts';
+import { annotationKeys, labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
 import { mergeConditions, type ConditionInput } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
 import { observeModule, type ModuleObservation } from './module-status.ts';
+import { boundText, describeRefusal, edgeAgentStatusOf, isRefusal, refusalBackoffMs, refusalOf, TakeoverRefused, type Refusal } from './refusals.ts';
 import { collectionPath, edgeDeploymentResource, kindOf, objectId, objectPath, ownedKinds } from './resources.ts';
 import { admitByStartupOrder } from './startup-order.ts';
 
@@ -64,14 +65,21 @@ interface Translation {
   plan: TranslationResult;
   warnings: ManifestIssue[];
   prepared: PreparedObject[];
+  /** The server accepted a dry-run of every changed child (or nothing changed): applying may start. */
+  verified: boolean;
 }
 
 export class EdgeDeploymentReconciler {
   private readonly o: ReconcilerOptions;
   /** By EdgeDeployment key: the last translation and the objects prepared from it. */
   private readonly translations = new Map<string, Translation>();
-  /** uid/kind/name → the generation our last apply produced, to tell our writes from others'. */
-  private readonly appliedGenerations = new Map<string, number>();
+  /**
+   * By EdgeDeployment key, then Kind/name: the uid and generation our last apply produced, to tell our writes
+   * from others'. Entries go with their objects (pruned, replaced) and with their EdgeDeployment.
+   */
+  private readonly appliedGenerations = new Map<string, Map<string, { uid: string | undefined; generation: number }>>();
+  /** By EdgeDeployment key: how many reconciles in a row the API server refused a child. */
+  private readonly refusedAttempts = new Map<string, number>();
   constructor(options: ReconcilerOptions) {
     this.o = options;
   }
@@ -81,6 +89,8 @@ export class EdgeDeploymentReconciler {
     const ed = this.o.edgeDeployments.get(namespace, name);
     if (!ed || ed.metadata?.deletionTimestamp) {
       this.translations.delete(key);
+      this.refusedAttempts.delete(key);
+      this.appliedGenerations.delete(key);
       return; // children go with it through ownerReferences
     }
     const log = this.o.logger.child({ edgeDeployment: key });
@@ -121,15 +131,25 @@ export class EdgeDeploymentReconciler {
       if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
       // Claims first, so a workload never waits on a volume the same pass would create.
       const wire: KubernetesObject[] = [...translated.value.volumeClaims, ...translated.value.objects].map((o) => toWire(o));
+      const prepared = wire.map((desired) => this.prepare(ed, desired));
       memo = {
         key: memoKey,
         plan: translated.value,
         warnings: [...parsed.warnings, ...translated.warnings.map(issueAtResourcePath)],
-        prepared: wire.map((desired) => this.prepare(ed, desired)),
+        prepared,
+        verified: prepared.every((p) => this.isApplied(namespace, p)),
       };
       this.translations.set(key, memo);
     }
     const { plan, warnings, prepared } = memo;
+    const moduleIds = new Map(plan.modules.map((m) => [m.name, m.id]));
+    if (!memo.verified) {
+      // The desired content changed: all or nothing, like edgeAgent's plan. A child the server would refuse
+      // stops the whole generation before anything is applied or pruned, so the running modules stay.
+      const refusals = await this.dryRun(ed, prepared, moduleIds);
+      if (refusals.length > 0) return this.writeRefused(ed, key, log, refusals, plan.modules, parsed.value, warnings);
+      memo.verified = true;
+    }
     const desiredObjects = prepared.map((p) => p.desired);
     const podsByModule = this.podsByModule(namespace, name);
     const observations = new Map<string, ModuleObservation>(
@@ -140,11 +160,11 @@ export class EdgeDeploymentReconciler {
       startupOrder: m.startupOrder,
       desiredRunning: m.status === 'running',
       exists: this.moduleExists(namespace, m),
-      ready: observations.get(m.id)?.ready ?? false,
+      ready: hasStarted(m, observations.get(m.id)),
     })));
     const heldBack = new Set(plan.modules.filter((m) => !decisions.get(m.id)?.admitted).map((m) => m.name));
 
-    const applyErrors: string[] = [];
+    const refusals: Refusal[] = [];
     for (const object of prepared) {
       const desired = object.desired;
       const moduleLabel = desired.metadata?.labels?.[labelKeys.module];
@@ -152,18 +172,17 @@ export class EdgeDeploymentReconciler {
       try {
         await this.ensure(ed, object, log);
       } catch (error) {
-        if (error instanceof KubeApiError && error.status >= 400 && error.status < 500 && error.status !== 409 && error.status !== 429) {
-          // The API server refused the object itself: a fault in the desired state, not worth a tight retry.
-          applyErrors.push(`${objectId(desired)}: ${error.message}`);
-          continue;
-        }
-        throw error;
+        // The API server refused the object itself: a fault in the desired state, not worth a tight retry.
+        if (isRefusal(error)) refusals.push(refusalOf(desired, error, moduleIds));
+        else throw error;
       }
     }
+    if (refusals.length > 0) return this.writeRefused(ed, key, log, refusals, plan.modules, parsed.value, warnings, observations, decisions);
+    this.refusedAttempts.delete(key);
     await this.prune(namespace, name, desiredObjects, log);
 
     const generationChanged = ed.status?.observedGeneration !== ed.metadata?.generation;
-    const status = this.statusFor(ed, plan.modules, observations, decisions, parsed.value, applyErrors, warnings);
+    const status = this.statusFor(ed, plan.modules, observations, decisions, parsed.value, [], warnings);
     await this.writeStatus(ed, status);
     const counts: Record<string, number> = {};
     for (const m of Object.values(status.modules ?? {})) counts[m.runtimeStatus ?? 'unknown'] = (counts[m.runtimeStatus ?? 'unknown'] ?? 0) + 1;
@@ -172,7 +191,91 @@ export class EdgeDeploymentReconciler {
       await this.o.events.record(ed, 'Normal', ed.status?.observedGeneration === undefined ? 'Created' : 'Updated',
         `applied generation ${ed.metadata?.generation}: ${plan.modules.length} module(s)${warnings.length ? `, ${warnings.length} warning(s): ${warnings.map((w) => `${w.code} ${w.path}`).join('; ')}` : ''}`);
     }
-    if (applyErrors.length) return { requeueAfterMs: 60_000 };
+  }
+
+  /** Whether the cache shows this exact object applied already (same applied-hash annotation). */
+  private isApplied(namespace: string, object: PreparedObject): boolean {
+    const cached = this.o.children.get(object.desired.kind!)?.get(namespace, object.desired.metadata!.name!);
+    return cached?.metadata?.annotations?.[appliedHashAnnotation] === object.hash;
+  }
+
+  /**
+   * Server-side dry-run of every child that differs from what is applied. A bare Pod's admission looks up its
+   * ServiceAccount, so the accounts of new bare Pods are applied first (an account with no token and no
+   * role grants nothing). An existing bare Pod is replaced rather than updated, so its successor is
+   * dry-run as a new Pod under a generated name.
+   */
+  private async dryRun(ed: EdgeDeployment, prepared: readonly PreparedObject[], moduleIds: ReadonlyMap<string, string>): Promise<Refusal[]> {
+    const namespace = ed.metadata!.namespace!;
+    const changed = prepared.filter((p) => !this.isApplied(namespace, p));
+    const podAccounts = new Set(changed.filter((p) => p.desired.kind === 'Pod').map((p) => (p.desired as V1Pod).spec?.serviceAccountName));
+    const refusals: Refusal[] = [];
+    const attempt = async (object: PreparedObject, run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (error) {
+        if (isRefusal(error)) refusals.push(refusalOf(object.desired, error, moduleIds));
+        else throw error;
+      }
+    };
+    for (const object of changed) {
+      const { desired, owned, hash } = object;
+      const kind = kindOf(desired);
+      const name = desired.metadata!.name!;
+      const cached = this.o.children.get(desired.kind!)?.get(namespace, name);
+      const body = { ...owned, metadata: { ...owned.metadata, annotations: { ...owned.metadata?.annotations, [appliedHashAnnotation]: hash } } };
+      if (!cached) await attempt(object, () => this.refuseTakeover(ed, desired));
+      if (refusals.some((r) => r.object === objectId(desired))) continue;
+      if (desired.kind === 'ServiceAccount' && !cached && podAccounts.has(name)) {
+        await attempt(object, () => this.ensure(ed, object, this.o.logger));
+      } else if (desired.kind === 'Pod' && cached) {
+        const { name: _name, ...metadata } = body.metadata;
+        await attempt(object, () => this.o.client.request('POST', collectionPath(kind, namespace), { dryRun: 'All', fieldManager }, {
+          body: { ...body, metadata: { ...metadata, generateName: `${name.slice(0, 57)}-` } },
+        }));
+      } else {
+        await attempt(object, () => this.o.client.request('PATCH', objectPath(kind, namespace, name), { dryRun: 'All', fieldManager, force: 'true' }, {
+          body,
+          contentType: 'application/apply-patch+yaml',
+        }));
+      }
+    }
+    return refusals;
+  }
+
+  /**
+   * A child was refused: Degraded=True naming the object, its module and the API's message, a Warning Event
+   * when the refusal is new, lastDesiredStatus 400 or 500 for IoT Hub, and a retry with backoff. Nothing
+   * is pruned, so the modules already running keep running.
+   */
+  private async writeRefused(
+    ed: EdgeDeployment,
+    key: string,
+    log: Logger,
+    refusals: readonly Refusal[],
+    modules: readonly ModulePlan[],
+    manifest: DeploymentManifest,
+    warnings: readonly ManifestIssue[],
+    observations?: ReadonlyMap<string, ModuleObservation>,
+    decisions?: ReturnType<typeof admitByStartupOrder>,
+  ): Promise<{ requeueAfterMs: number }> {
+    const attempt = (this.refusedAttempts.get(key) ?? 0) + 1;
+    this.refusedAttempts.set(key, attempt);
+    const namespace = ed.metadata!.namespace!;
+    const pods = this.podsByModule(namespace, ed.metadata!.name!);
+    const observed = observations ?? new Map(modules.map((m) => [m.id, observeModule(m.status, pods.get(m.name) ?? [])]));
+    const admitted = decisions ?? new Map(modules.map((m) => [m.id, { admitted: true, waitingFor: [] as string[] }]));
+    const lines = refusals.map(describeRefusal);
+    const computed = this.statusFor(ed, modules, observed, admitted as ReturnType<typeof admitByStartupOrder>, manifest, lines, warnings);
+    const status = { ...computed, lastDesiredStatus: { code: edgeAgentStatusOf(refusals), description: boundText(lines.join('\n')) } } as EdgeDeploymentStatus;
+    const before = ed.status?.conditions?.find((c) => c.type === conditionTypes.degraded);
+    await this.writeStatus(ed, status);
+    const summary = lines.join('; ');
+    if (before?.status !== 'True' || before.message !== status.conditions?.find((c) => c.type === conditionTypes.degraded)?.message) {
+      log.warn({ refusals: refusals.map((r) => ({ object: r.object, module: r.moduleId, status: r.status })) }, 'the API server refused a child; the running modules are kept');
+      await this.o.events.record(ed, 'Warning', 'ApplyRefused', summary);
+    }
+    return { requeueAfterMs: refusalBackoffMs(attempt) };
   }
 
   /** One namespace, one device: the oldest EdgeDeployment (then by name) is the device. */
@@ -218,7 +321,7 @@ export class EdgeDeploymentReconciler {
     const refs: Record<string, string> = {};
     for (const secret of (this.o.children.get('Secret')?.list(namespace) ?? []) as V1Secret[]) {
       const moduleId = secret.metadata?.annotations?.[annotationKeys.moduleId];
-      if (!moduleId || secret.metadata?.labels?.[labelKeys.edgeDeployment] !== owner || secret.data?.EdgeHubConnectionString === undefined) continue;
+      if (!moduleId || secret.metadata?.labels?.[labelKeys.edgeDeployment] !== sanitizeLabelValue(owner) || secret.data?.EdgeHubConnectionString === undefined) continue;
       refs[moduleId] = secret.metadata!.name!;
     }
     return refs;
@@ -229,7 +332,7 @@ export class EdgeDeploymentReconciler {
     for (const pod of (this.o.children.get('Pod')?.list(namespace) ?? []) as V1Pod[]) {
       const labels = pod.metadata?.labels ?? {};
       const module = labels[labelKeys.module];
-      if (labels[labelKeys.edgeDeployment] !== owner || !module) continue;
+      if (labels[labelKeys.edgeDeployment] !== sanitizeLabelValue(owner) || !module) continue;
       byModule.set(module, [...(byModule.get(module) ?? []), pod]);
     }
     return byModule;
@@ -264,23 +367,27 @@ export class EdgeDeploymentReconciler {
     const kind = kindOf(desired);
     const namespace = ed.metadata!.namespace!;
     const name = desired.metadata!.name!;
+    const generations = this.generationsOf(ed);
+    const id = objectId(desired);
     const cached = this.o.children.get(desired.kind!)?.get(namespace, name);
-    const identity = `${cached?.metadata?.uid}/${objectId(desired)}`;
     if (cached && cached.metadata?.annotations?.[appliedHashAnnotation] === hash) {
       // Same desired object. Someone else changing its spec (say, scaling a module's Deployment) moves its
       // generation past the one our last apply produced: that drift is applied away. After a restart the
       // cache is taken as applied, so a restart over unchanged resources writes nothing.
       const generation = cached.metadata?.generation;
-      const ours = this.appliedGenerations.get(identity);
-      if (generation === undefined || ours === undefined || generation <= ours) {
-        if (generation !== undefined && ours === undefined) this.appliedGenerations.set(identity, generation);
+      const ours = generations.get(id);
+      const known = ours?.uid === cached.metadata?.uid ? ours?.generation : undefined;
+      if (generation === undefined || known === undefined || generation <= known) {
+        if (generation !== undefined && known === undefined) generations.set(id, { uid: cached.metadata?.uid, generation });
         return;
       }
-      log.info({ object: objectId(desired), generation, applied: ours }, 'changed by someone else; applying the desired state again');
+      log.info({ object: id, generation, applied: known }, 'changed by someone else; applying the desired state again');
     }
+    if (!cached) await this.refuseTakeover(ed, desired);
     if (cached && desired.kind === 'Pod') {
       // A Pod's spec is immutable: a changed bare-pod module is replaced, and recreated on the next pass.
       log.info({ pod: name }, 'replacing bare pod whose desired spec changed');
+      generations.delete(id);
       await this.o.client.request('DELETE', objectPath(kind, namespace, name), {}, { body: { propagationPolicy: 'Background' } }).catch(ignoreNotFound);
       return;
     }
@@ -289,8 +396,39 @@ export class EdgeDeploymentReconciler {
       body,
       contentType: 'application/apply-patch+yaml',
     });
-    if (applied?.metadata?.generation !== undefined) this.appliedGenerations.set(`${applied.metadata.uid}/${objectId(desired)}`, applied.metadata.generation);
-    log.debug({ object: objectId(desired) }, 'applied');
+    if (applied?.metadata?.generation !== undefined) generations.set(id, { uid: applied.metadata.uid, generation: applied.metadata.generation });
+    log.debug({ object: id }, 'applied');
+  }
+
+  private generationsOf(ed: EdgeDeployment): Map<string, { uid: string | undefined; generation: number }> {
+    const key = `${ed.metadata!.namespace!}/${ed.metadata!.name!}`;
+    let generations = this.appliedGenerations.get(key);
+    if (!generations) this.appliedGenerations.set(key, (generations = new Map()));
+    return generations;
+  }
+
+  /** How many applied generations are remembered, over every EdgeDeployment (a bounded figure: one per live child). */
+  rememberedGenerations(): number {
+    return [...this.appliedGenerations.values()].reduce((sum, m) => sum + m.size, 0);
+  }
+
+  /**
+   * An object of the desired name that the cache does not show may still exist without our label: the
+   * chart's own Deployment, a user's Service. Applying with force would take it over and a later prune would
+   * delete it, so it is refused as a conflict instead. Only on a cache miss, so a steady state asks nothing.
+   */
+  private async refuseTakeover(ed: EdgeDeployment, desired: KubernetesObject): Promise<void> {
+    const namespace = ed.metadata!.namespace!;
+    const existing = await this.o.client
+      .get<KubernetesObject>(objectPath(kindOf(desired), namespace, desired.metadata!.name!))
+      .catch((error: unknown) => (error instanceof KubeApiError && error.status === 404 ? undefined : Promise.reject(error)));
+    if (!existing) return;
+    const ours = existing.metadata?.ownerReferences?.some((r) => r.kind === edgeDeploymentKind && r.uid === ed.metadata?.uid);
+    const ourRetainedClaim = desired.kind === 'PersistentVolumeClaim'
+      && existing.metadata?.labels?.[labelKeys.managedBy] === managedBy
+      && existing.metadata?.annotations?.[annotationKeys.retain] === 'true';
+    if (ours || ourRetainedClaim) return;
+    throw new TakeoverRefused(objectId(desired), existing.metadata?.ownerReferences?.find((r) => r.controller)?.kind);
   }
 
   /** Deletes children of this EdgeDeployment that are no longer desired; retained claims stay. */
@@ -299,7 +437,7 @@ export class EdgeDeploymentReconciler {
     for (const kind of ownedKinds) {
       for (const obj of this.o.children.get(kind.kind)?.list(namespace) ?? []) {
         const labels = obj.metadata?.labels ?? {};
-        if (labels[labelKeys.edgeDeployment] !== owner || labels[labelKeys.managedBy] !== managedBy) continue;
+        if (labels[labelKeys.edgeDeployment] !== sanitizeLabelValue(owner) || labels[labelKeys.managedBy] !== managedBy) continue;
         // Pods of a module's Deployment carry the same labels but belong to its ReplicaSet, not to us.
         const ours = obj.metadata?.ownerReferences?.some((r) => r.controller && r.kind === edgeDeploymentKind && r.name === owner);
         const retainedClaim = kind.kind === 'PersistentVolumeClaim' && obj.metadata?.annotations?.[annotationKeys.retain] === 'true';
@@ -308,6 +446,7 @@ export class EdgeDeploymentReconciler {
         if (retainedClaim) continue;
         if (obj.metadata?.deletionTimestamp) continue;
         log.info({ object: `${kind.kind}/${obj.metadata?.name}` }, 'pruning child no longer desired');
+        this.appliedGenerations.get(`${namespace}/${owner}`)?.delete(`${kind.kind}/${obj.metadata?.name}`);
         await this.o.client.request('DELETE', objectPath(kind, namespace, obj.metadata!.name!), {}, {
           body: { propagationPolicy: 'Background', preconditions: { uid: obj.metadata?.uid } },
         }).catch(ignoreNotFound);
@@ -362,7 +501,7 @@ export class EdgeDeploymentReconciler {
         ? { type: conditionTypes.progressing, status: 'False', reason: 'Converged', message: 'every module is as desired' }
         : { type: conditionTypes.progressing, status: 'True', reason: 'ModulesStarting', message: `waiting on: ${notReady.join(', ')}` },
       degraded.length || applyErrors.length
-        ? { type: conditionTypes.degraded, status: 'True', reason: applyErrors.length ? 'ApplyFailed' : 'ModulesFailing', message: [...degraded, ...applyErrors].join('; ') }
+        ? { type: conditionTypes.degraded, status: 'True', reason: applyErrors.length ? 'ApplyRefused' : 'ModulesFailing', message: [...applyErrors, ...degraded].join('; ') }
         : { type: conditionTypes.degraded, status: 'False', reason: 'Healthy', message: 'no module is failing' },
     ].map((c) => ({ ...c, observedGeneration: ed.metadata?.generation })) as ConditionInput[];
     return prune({
@@ -386,7 +525,8 @@ export class EdgeDeploymentReconciler {
   private async writeInvalid(ed: EdgeDeployment, log: Logger, invalid: Invalid, reason: string): Promise<void> {
     const code = invalid.code ?? (invalid.issues[0]?.code as ErrorCode | undefined);
     const edgeAgentStatus = code && code in errorCatalogue ? errorCatalogue[code].edgeAgentStatus : 400;
-    const description = invalid.issues.map((i) => `${i.code} ${i.path}: ${i.message}`).join('\n');
+    // IoT Hub refuses a reported string over 4 KB, and the twin sync would then retry for ever.
+    const description = boundText(invalid.issues.map((i) => `${i.code} ${i.path}: ${i.message}`).join('\n'));
     const summary = invalid.issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join('; ') + (invalid.issues.length > 5 ? `; and ${invalid.issues.length - 5} more` : '');
     const previous = reconcilerOwned(ed.status);
     const now = (this.o.now?.() ?? new Date()).toISOString();
@@ -457,6 +597,16 @@ function stable(value: unknown): unknown {
 
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(stable(a)) === JSON.stringify(stable(b));
+}
+
+/**
+ * A module counts as started once it runs and is ready, or, for a bare-pod module (never, on-failure), once
+ * it ran to completion: edgeAgent starts the next startupOrder group after it, and so does this.
+ */
+function hasStarted(module: ModulePlan, observed: ModuleObservation | undefined): boolean {
+  if (!observed) return false;
+  if (observed.ready) return true;
+  return module.kind === 'Pod' && observed.exitCode !== undefined && (observed.runtimeStatus === 'stopped' || observed.runtimeStatus === 'failed');
 }
 
 export function contentHash(obj: unknown): string {

@@ -2,6 +2,7 @@
 // status for what runs) in edgeAgent's schema, and the patch that moves the twin from one document to
 // the next. Both are pure so that what IoT Hub sees is decided in one testable place.
 import type { EdgeDeploymentSpec, EdgeDeploymentStatus, LastDesiredStatus, ModuleStatus } from '../api/edge-deployment.ts';
+import { boundText } from '../controller/refusals.ts';
 import { isJsonObject, type JsonObject } from './desired.ts';
 
 /** edgeAgent's IoTHubReporter schema version. */
@@ -97,7 +98,7 @@ export function buildReported(input: ReportedInput): JsonObject {
   const lastDesiredVersion = rejectedWins ? input.rejected!.version : statusVersion;
   const lastDesiredStatus = rejectedWins ? input.rejected!.status : status?.lastDesiredStatus;
   const runtimeSettings = agent?.runtime?.settings;
-  return dropUndefined({
+  return boundStrings(dropUndefined({
     schemaVersion: reportedSchemaVersion,
     lastDesiredVersion,
     lastDesiredStatus: lastDesiredStatus ? { code: lastDesiredStatus.code, description: lastDesiredStatus.description ?? '' } : undefined,
@@ -109,7 +110,18 @@ export function buildReported(input: ReportedInput): JsonObject {
     },
     systemModules,
     modules,
-  });
+  }));
+}
+
+/** IoT Hub refuses a reported string over 4 KB: every string is bounded, or the whole patch would be refused. */
+function boundStrings(value: JsonObject): JsonObject {
+  const bound = (v: unknown): unknown => {
+    if (typeof v === 'string') return boundText(v);
+    if (Array.isArray(v)) return v.map(bound);
+    if (isJsonObject(v)) return Object.fromEntries(Object.entries(v).map(([k, member]) => [k, bound(member)]));
+    return v;
+  };
+  return bound(value) as JsonObject;
 }
 
 /**

@@ -63,6 +63,8 @@ describe('keys and owners', () => {
     });
     expect(ownerKeyOf(byRef)).toBe('ns/plant-a');
     expect(ownerKeyOf(cm('c', '1', { labels: { 'iotedge-operator.io/edge-deployment': 'plant-b' } }))).toBe('ns/plant-b');
+    // A long name is carried shortened in the label; the resolver gives the name back.
+    expect(ownerKeyOf(cm('c', '1', { labels: { 'iotedge-operator.io/edge-deployment': 'short-abc123' } }), (_ns, label) => (label === 'short-abc123' ? 'a-very-long-name' : undefined))).toBe('ns/a-very-long-name');
     // A non-controller reference or another group's EdgeDeployment is not ours.
     const foreign = cm('c', '1', {
       ownerReferences: [
