@@ -280,9 +280,7 @@ export class EdgeDeploymentReconciler {
 
   /** One namespace, one device: the oldest EdgeDeployment (then by name) is the device. */
   private seniorInNamespace(namespace: string): EdgeDeployment | undefined {
-    const all = this.o.edgeDeployments.list(namespace).filter((e) => !e.metadata?.deletionTimestamp);
-    const created = (e: EdgeDeployment) => new Date(e.metadata?.creationTimestamp ?? 0).getTime();
-    return [...all].sort((a, b) => created(a) - created(b) || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+    return seniorEdgeDeployment(this.o.edgeDeployments.list(namespace));
   }
 
   /**
@@ -607,6 +605,17 @@ function hasStarted(module: ModulePlan, observed: ModuleObservation | undefined)
   if (!observed) return false;
   if (observed.ready) return true;
   return module.kind === 'Pod' && observed.exitCode !== undefined && (observed.runtimeStatus === 'stopped' || observed.runtimeStatus === 'failed');
+}
+
+/**
+ * The EdgeDeployment that is its namespace's device: the oldest (then by name) not being deleted. The
+ * others are duplicates (IEO_DUPLICATE_DEVICE); twin sync connects only for this one, so two resources
+ * never take turns kicking each other's $edgeAgent connection off.
+ */
+export function seniorEdgeDeployment(all: readonly EdgeDeployment[]): EdgeDeployment | undefined {
+  const live = all.filter((e) => !e.metadata?.deletionTimestamp);
+  const created = (e: EdgeDeployment) => new Date(e.metadata?.creationTimestamp ?? 0).getTime();
+  return [...live].sort((a, b) => created(a) - created(b) || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
 }
 
 export function contentHash(obj: unknown): string {

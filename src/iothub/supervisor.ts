@@ -7,6 +7,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { EdgeDeployment, IoTHubBinding } from '../api/edge-deployment.ts';
 import { Informer, keyOf } from '../controller/informer.ts';
 import type { KubeClient, Logger } from '../controller/kube-client.ts';
+import { seniorEdgeDeployment } from '../controller/reconciler.ts';
 import { collectionPath, edgeDeploymentResource } from '../controller/resources.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { OperatorVersion, Platform } from './reported.ts';
@@ -82,14 +83,35 @@ export class TwinSyncSupervisor {
   }
 
   private onEvent(type: 'add' | 'update' | 'delete', ed: EdgeDeployment): void {
+    this.follow(type, ed);
+    // A deletion or a new resource can move which EdgeDeployment is the namespace's device.
+    const namespace = ed.metadata?.namespace;
+    for (const other of this.inNamespace(namespace)) {
+      if (keyOf(other) === keyOf(ed)) continue;
+      if (this.isDevice(other) !== this.syncs.has(keyOf(other))) this.follow('update', other);
+    }
+  }
+
+  private inNamespace(namespace: string | undefined): EdgeDeployment[] {
+    return this.informers.flatMap((i) => i.list(namespace));
+  }
+
+  /** Only the EdgeDeployment the reconciler accepts as the namespace's device may connect as $edgeAgent. */
+  private isDevice(ed: EdgeDeployment): boolean {
+    return seniorEdgeDeployment(this.inNamespace(ed.metadata?.namespace))?.metadata?.uid === ed.metadata?.uid;
+  }
+
+  private follow(type: 'add' | 'update' | 'delete', ed: EdgeDeployment): void {
     const key = keyOf(ed);
     const existing = this.syncs.get(key);
     const binding = ed.spec?.iotHub;
-    const gone = type === 'delete' || ed.metadata?.deletionTimestamp !== undefined || !binding;
+    const duplicate = type !== 'delete' && !this.isDevice(ed);
+    const gone = type === 'delete' || ed.metadata?.deletionTimestamp !== undefined || !binding || duplicate;
     if (gone) {
       if (!existing) return;
       this.syncs.delete(key);
-      this.serialise(() => existing.sync.stop({ forget: type !== 'delete' && !ed.metadata?.deletionTimestamp }));
+      if (duplicate) this.o.logger.warn({ edgeDeployment: key }, 'another EdgeDeployment is this namespace\'s device; not connecting as $edgeAgent');
+      this.serialise(() => existing.sync.stop({ forget: duplicate || (type !== 'delete' && !ed.metadata?.deletionTimestamp) }));
       return;
     }
     if (existing && existing.binding === bindingKey(binding)) {
