@@ -102,8 +102,8 @@ export function ownerReference(owner: EdgeDeployment) {
 }
 
 /** Server-side apply under twin sync's own field manager. */
-export async function applyObject(client: KubeClient, path: string, body: unknown, query: Record<string, string> = {}): Promise<void> {
-  await client.request('PATCH', path, { fieldManager: twinSyncFieldManager, force: 'true', fieldValidation: 'Strict', ...query }, {
+export async function applyObject<T = unknown>(client: KubeClient, path: string, body: unknown, query: Record<string, string> = {}): Promise<T> {
+  return client.request<T>('PATCH', path, { fieldManager: twinSyncFieldManager, force: 'true', fieldValidation: 'Strict', ...query }, {
     body,
     contentType: 'application/apply-patch+yaml',
   });

@@ -14,7 +14,7 @@ import {
 import { mergeConditions, type ConditionInput } from '../controller/conditions.ts';
 import { KubeApiError, type KubeClient, type Logger } from '../controller/kube-client.ts';
 import { JitteredBackoff } from '../controller/informer.ts';
-import { desiredVersionAnnotation } from '../controller/reconciler.ts';
+import { contentHash, desiredVersionAnnotation } from '../controller/reconciler.ts';
 import { edgeDeploymentResource, objectPath } from '../controller/resources.ts';
 import { withDeadline } from '../runtime/deadline.ts';
 import { labelKeys, moduleName, sanitizeLabelValue } from '../translate/names.ts';
@@ -161,6 +161,12 @@ export class DeviceTwinSync {
   private hubStatus: IoTHubStatus = { connected: false };
   private conditions: ConditionInput[] = [];
   private secretVersion: string | undefined;
+  /**
+   * What the last apply wrote (desired content and $version) and the resource generation it produced, and
+   * what the last identity sync was for: an hourly re-read that finds the same state writes nothing.
+   */
+  private applied: { key: string; generation: number | undefined } | undefined;
+  private identitiesKey: string | undefined;
 
   constructor(options: DeviceTwinSyncOptions) {
     this.o = options;
@@ -489,38 +495,48 @@ export class DeviceTwinSync {
       metadata: { name: this.name, namespace: this.namespace, annotations: { [desiredVersionAnnotation]: String(version) } },
       spec: outcome.value.spec,
     };
-    // The API server's schema is the last judge: a dry run first, so a refused desired state leaves
-    // neither the spec nor the registry Secret changed.
-    try {
-      await applyObject(this.o.client, path, body, { dryRun: 'All' });
-    } catch (error) {
-      if (error instanceof KubeApiError && (error.status === 422 || error.status === 400)) {
-        await this.reject(version, { code: 400, description: `the EdgeDeployment schema refuses the desired state: ${error.body?.message ?? error.message}`.slice(0, 3500) }, 'the API server refused the desired state');
-        return;
+    const key = contentHash({ version, spec: outcome.value.spec, secrets: outcome.value.secrets });
+    // Nobody changed the spec since our apply (same generation), and the twin says the same: nothing to write.
+    const unchanged = this.applied?.key === key && this.applied.generation === resource.metadata.generation && this.rejected === undefined;
+    if (!unchanged) {
+      // The API server's schema is the last judge: a dry run first, so a refused desired state leaves
+      // neither the spec nor the registry Secret changed.
+      try {
+        await applyObject(this.o.client, path, body, { dryRun: 'All' });
+      } catch (error) {
+        if (error instanceof KubeApiError && (error.status === 422 || error.status === 400)) {
+          await this.reject(version, { code: 400, description: `the EdgeDeployment schema refuses the desired state: ${error.body?.message ?? error.message}`.slice(0, 3500) }, 'the API server refused the desired state');
+          return;
+        }
+        throw error;
       }
-      throw error;
+      for (const secret of outcome.value.secrets) {
+        await applyObject(this.o.client, `/api/v1/namespaces/${this.namespace}/secrets/${encodeURIComponent(secret.metadata!.name!)}`, {
+          ...secret,
+          metadata: { ...secret.metadata, ownerReferences: [ownerReference(resource)] },
+        });
+      }
+      const written = await applyObject<EdgeDeployment>(this.o.client, path, body);
+      this.applied = { key, generation: written?.metadata?.generation };
+      this.rejected = undefined;
+      this.hubStatus = { ...this.hubStatus, lastSyncTime: new Date().toISOString() };
+      this.setCondition({ type: desiredAcceptedCondition, status: 'True', reason: 'Applied', message: `desired $version ${version} applied to the spec` });
+      await this.writeStatus();
+      this.o.metrics?.twinSync('success', this.namespace);
+      this.log.info({ version }, 'desired state applied');
     }
-    for (const secret of outcome.value.secrets) {
-      await applyObject(this.o.client, `/api/v1/namespaces/${this.namespace}/secrets/${encodeURIComponent(secret.metadata!.name!)}`, {
-        ...secret,
-        metadata: { ...secret.metadata, ownerReferences: [ownerReference(resource)] },
-      });
-    }
-    await applyObject(this.o.client, path, body);
-    this.rejected = undefined;
-    this.hubStatus = { ...this.hubStatus, lastSyncTime: new Date().toISOString() };
-    this.setCondition({ type: desiredAcceptedCondition, status: 'True', reason: 'Applied', message: `desired $version ${version} applied to the spec` });
-    await this.writeStatus();
-    this.o.metrics?.twinSync('success', this.namespace);
-    this.log.info({ version }, 'desired state applied');
     if (session.api) {
       const applied = this.o.resource() ?? resource;
       const withSpec = { ...applied, spec: { ...applied.spec, ...outcome.value.spec } } as EdgeDeployment;
-      const plan = await syncModuleIdentities({
-        api: session.api, client: this.o.client, resource: withSpec,
-        hostName: session.credentials.hostName, deviceId: session.credentials.deviceId, caCertPem: session.caCertPem,
-      });
-      if (plan.create.length || plan.remove.length) this.log.info({ created: plan.create, removed: plan.remove }, 'module identities updated');
+      const identitiesKey = contentHash([session.credentials.hostName, session.credentials.deviceId, session.caCertPem ?? '', Object.keys(withSpec.spec?.agent?.modules ?? {}).sort()]);
+      if (identitiesKey !== this.identitiesKey) {
+        const plan = await syncModuleIdentities({
+          api: session.api, client: this.o.client, resource: withSpec,
+          hostName: session.credentials.hostName, deviceId: session.credentials.deviceId, caCertPem: session.caCertPem,
+        });
+        this.identitiesKey = identitiesKey;
+        if (plan.create.length || plan.remove.length) this.log.info({ created: plan.create, removed: plan.remove }, 'module identities updated');
+      }
     }
     this.scheduleReport();
   }
