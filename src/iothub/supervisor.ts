@@ -5,12 +5,14 @@
 import { arch, platform as osPlatform, release } from 'node:os';
 import type { V1Node } from '@kubernetes/client-node';
 import type { EdgeDeployment, IoTHubBinding } from '../api/edge-deployment.ts';
+import { EventRecorder } from '../controller/events.ts';
 import { Informer, keyOf } from '../controller/informer.ts';
 import type { KubeClient, Logger } from '../controller/kube-client.ts';
 import { seniorEdgeDeployment } from '../controller/reconciler.ts';
 import { collectionPath, edgeDeploymentResource } from '../controller/resources.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { OperatorVersion, Platform } from './reported.ts';
+import { hasIdentitiesFinalizer } from './finalizer.ts';
 import { DeviceTwinSync, type TwinSyncMetrics, type TwinSyncTimings } from './twin-sync.ts';
 
 export interface TwinSyncSupervisorOptions {
@@ -42,9 +44,13 @@ export class TwinSyncSupervisor {
   private readonly syncs = new Map<string, { sync: DeviceTwinSync; binding: string }>();
   private platformCache: { value: Platform; at: number } | undefined;
   private pending: Promise<void> = Promise.resolve();
+  private readonly events: EventRecorder;
+  /** EdgeDeployments whose module identities are being removed (once each). */
+  private readonly finalizing = new Set<string>();
 
   constructor(options: TwinSyncSupervisorOptions) {
     this.o = options;
+    this.events = new EventRecorder(options.client, options.logger);
     const namespaces: (string | undefined)[] = options.namespaces === 'all' ? [undefined] : options.namespaces;
     this.informers = namespaces.map((namespace) => new Informer<EdgeDeployment>({
       client: options.client, path: collectionPath(edgeDeploymentResource), namespace, logger: options.logger,
@@ -105,7 +111,19 @@ export class TwinSyncSupervisor {
     const key = keyOf(ed);
     const existing = this.syncs.get(key);
     const binding = ed.spec?.iotHub;
-    const duplicate = type !== 'delete' && !this.isDevice(ed);
+    const duplicate = type !== 'delete' && !this.isDevice(ed) && !ed.metadata?.deletionTimestamp;
+    if (type !== 'delete' && ed.metadata?.deletionTimestamp && hasIdentitiesFinalizer(ed) && binding) {
+      if (this.finalizing.has(key)) return;
+      this.finalizing.add(key);
+      this.syncs.delete(key);
+      const sync = existing?.sync ?? this.newSync(ed);
+      this.serialise(async () => {
+        await sync.stop();
+        await sync.finalize(this.events);
+      });
+      return;
+    }
+    if (type === 'delete') this.finalizing.delete(key);
     const gone = type === 'delete' || ed.metadata?.deletionTimestamp !== undefined || !binding || duplicate;
     if (gone) {
       if (!existing) return;
@@ -123,8 +141,14 @@ export class TwinSyncSupervisor {
       this.syncs.delete(key);
       this.serialise(() => existing.sync.stop());
     }
+    const sync = this.newSync(ed);
+    this.syncs.set(key, { sync, binding: bindingKey(binding) });
+    this.serialise(async () => sync.start());
+  }
+
+  private newSync(ed: EdgeDeployment): DeviceTwinSync {
     const { namespace, name } = ed.metadata as { namespace: string; name: string };
-    const sync = new DeviceTwinSync({
+    return new DeviceTwinSync({
       client: this.o.client,
       namespace,
       name,
@@ -135,8 +159,6 @@ export class TwinSyncSupervisor {
       metrics: this.o.metrics,
       timings: this.o.timings,
     });
-    this.syncs.set(key, { sync, binding: bindingKey(binding) });
-    this.serialise(async () => sync.start());
   }
 
   private serialise(work: () => Promise<void>): void {

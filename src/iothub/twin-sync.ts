@@ -21,6 +21,8 @@ import { labelKeys, moduleName, sanitizeLabelValue } from '../translate/names.ts
 import { ConnectionStringError, moduleConnectionString, parseConnectionString, type HubCredentials } from './connection-string.ts';
 import { decidePatch, desiredVersionOf, isJsonObject, mergeDesiredPatch, specFromDesired, stripTwinMetadata, type JsonObject } from './desired.ts';
 import { DeviceApi, HubRestError } from './device-api.ts';
+import type { EventRecorder } from '../controller/events.ts';
+import { addIdentitiesFinalizer, hasIdentitiesFinalizer, removeIdentitiesFinalizer, removeManagedIdentities } from './finalizer.ts';
 import { applyObject, ownerReference, syncModuleIdentities } from './identities.ts';
 import { buildReported, diffReported, type OperatorVersion, type Platform } from './reported.ts';
 
@@ -55,6 +57,8 @@ export interface TwinSyncTimings {
   secretPollMs: number;
   /** Full re-read of the twins, as edgeAgent does hourly. */
   refreshMs: number;
+  /** How long removing the module identities may hold an EdgeDeployment's deletion. */
+  finalizerTimeoutMs: number;
   /** Reported properties are sent at most this often, with every change folded in. */
   reportDebounceMs: number;
   /** SAS lifetime and renewal margin of the MQTT connection (azure-iot-device renews itself). */
@@ -70,6 +74,7 @@ export const defaultTimings: TwinSyncTimings = {
   unauthorizedBackoffMs: 300_000,
   secretPollMs: 15_000,
   refreshMs: 3_600_000,
+  finalizerTimeoutMs: 30_000,
   reportDebounceMs: 250,
   tokenValidSeconds: 3600,
   tokenRenewalMarginSeconds: 900,
@@ -189,6 +194,31 @@ export class DeviceTwinSync {
   /** The resource changed (status from the reconciler, or spec): report, if connected. */
   resourceChanged(): void {
     if (this.session) this.scheduleReport();
+  }
+
+  /**
+   * The EdgeDeployment is being deleted: remove the device's module identities from IoT Hub within the
+   * finalizer deadline, say how it went in an Event, and remove the finalizer whatever happened, so an
+   * unreachable hub delays the deletion but never blocks it.
+   */
+  async finalize(events: EventRecorder): Promise<void> {
+    const resource = this.o.resource();
+    if (!resource || !hasIdentitiesFinalizer(resource)) return;
+    try {
+      const { credentials, caCertPem } = await this.credentials();
+      if (credentials.moduleId !== undefined) throw new Error('the binding is a module connection string, which manages no module identities');
+      const api = new DeviceApi({ hostName: credentials.hostName, deviceId: credentials.deviceId, deviceKey: credentials.sharedAccessKey, caCertPem, timeoutMs: this.t.finalizerTimeoutMs });
+      const removed = await removeManagedIdentities(api, this.t.finalizerTimeoutMs);
+      this.log.info({ removed }, 'module identities removed from IoT Hub');
+      await events.record(resource, 'Normal', 'ModuleIdentitiesRemoved', `removed ${removed.length} module identities of device ${credentials.deviceId} from IoT Hub${removed.length ? `: ${removed.join(', ')}` : ''}`);
+    } catch (error) {
+      const message = scrubSecrets((error as Error).message ?? String(error));
+      this.log.warn({ error: message }, 'could not remove the module identities; the deletion goes on');
+      await events.record(resource, 'Warning', 'ModuleIdentitiesNotRemoved', `the module identities could not be removed from IoT Hub (${message}); the EdgeDeployment is deleted anyway and they stay in the hub`);
+    }
+    await removeIdentitiesFinalizer(this.o.client, resource).catch((error: unknown) => {
+      if (!(error instanceof KubeApiError && error.status === 404)) throw error;
+    });
   }
 
   /** Ends the connection. `forget` also removes twin sync's status fields (the binding was removed). */
@@ -530,6 +560,8 @@ export class DeviceTwinSync {
       const withSpec = { ...applied, spec: { ...applied.spec, ...outcome.value.spec } } as EdgeDeployment;
       const identitiesKey = contentHash([session.credentials.hostName, session.credentials.deviceId, session.caCertPem ?? '', Object.keys(withSpec.spec?.agent?.modules ?? {}).sort()]);
       if (identitiesKey !== this.identitiesKey) {
+        // Before any identity exists: deleting the resource must then remove them (finalizer.ts).
+        await addIdentitiesFinalizer(this.o.client, applied);
         const plan = await syncModuleIdentities({
           api: session.api, client: this.o.client, resource: withSpec,
           hostName: session.credentials.hostName, deviceId: session.credentials.deviceId, caCertPem: session.caCertPem,
