@@ -470,6 +470,20 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   }
 
   if (ctx.settings.runAsNonRoot) applyNonRootDefault(podSecurity, containerSecurity, ctx.settings.runAsUser);
+  // Kubernetes allows Bidirectional propagation only in a privileged container; Docker's rshared needs no
+  // privilege, so there the mount still sees the host's later mounts (HostToContainer) but does not share back.
+  if (containerSecurity.privileged !== true) {
+    for (const request of mounts) {
+      if (request.mount.mountPropagation !== 'Bidirectional') continue;
+      if (request.native) {
+        issues.error('IEO_K8S_EXTENSION', request.at, `module ${JSON.stringify(spec.id)}: mountPropagation Bidirectional needs a privileged container`);
+        continue;
+      }
+      request.mount = { ...request.mount, mountPropagation: 'HostToContainer' };
+      issues.unsupported(request.at, 'shared mount propagation (rshared)',
+        'Kubernetes allows Bidirectional propagation only in privileged containers; HostToContainer (rslave) is used, so mounts made inside the container do not reach the host');
+    }
+  }
   const merged = mergeMounts(mounts, spec.id, issues);
   if (merged.length > 0) draft.container.volumeMounts = merged;
   // A volume only an implicit mount used (a device node under a bind of its path) goes with that mount.

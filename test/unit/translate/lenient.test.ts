@@ -65,4 +65,12 @@ describe('one mount per container path', () => {
   it.each([['/data/', '/data'], ['//data//x/', '/data/x'], ['/a/./b', '/a/b'], ['/a/../b', '/b'], ['/', '/']])('cleans %s to %s', (raw, clean) => {
     expect(cleanMountPath(raw)).toBe(clean);
   });
+  it('keeps rshared Bidirectional only in a privileged container, as the API server requires', () => {
+    const bind = { HostConfig: { Binds: ['/var/lib/plc:/state:rshared'] } };
+    const plain = one(moduleSpec('m', { createOptions: bind }), allowAll);
+    expect(container(value(plain), 'm').volumeMounts?.[0]?.mountPropagation).toBe('HostToContainer');
+    expect(plain.warnings.map((w) => w.code)).toContain('IEO_W_UNSUPPORTED_CREATE_OPTION');
+    const privileged = one(moduleSpec('m', { createOptions: { HostConfig: { ...bind.HostConfig, Privileged: true } } }), allowAll);
+    expect(container(value(privileged), 'm').volumeMounts?.[0]?.mountPropagation).toBe('Bidirectional');
+  });
 });
