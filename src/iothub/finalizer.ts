@@ -48,6 +48,6 @@ export async function removeManagedIdentities(api: DeviceApi, deadlineMs: number
       await api.deleteModule(identity.moduleId);
       removed.push(identity.moduleId);
     }
-    return removed;
+    return removed.sort();
   })(), deadlineMs, 'removing the module identities from IoT Hub');
 }
