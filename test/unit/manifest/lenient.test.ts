@@ -55,7 +55,7 @@ describe('lenient fixtures', () => {
     const c = loadGen.spec?.template.spec?.containers[0];
     expect(c?.securityContext).toEqual({ privileged: true });
     expect(c?.resources).toEqual({ limits: { memory: '512Mi' }, requests: { memory: '256Mi' } });
-    expect(c?.volumeMounts).toEqual([{ name: 'vol-loadgen-data', mountPath: '/data' }]);
+    expect(c?.volumeMounts).toEqual([{ name: 'loadgen-data', mountPath: '/data' }]);
     expect(loadGen.spec?.template.spec?.terminationGracePeriodSeconds).toBe(30);
   });
 
@@ -63,9 +63,9 @@ describe('lenient fixtures', () => {
     const { result } = lenientRun('device-and-bind-same-path.json');
     const camera = toWire(result.objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'camera')!) as V1Deployment;
     const spec = camera.spec?.template.spec;
-    expect(spec?.containers[0]?.volumeMounts).toEqual([{ name: 'host-dev-video0', mountPath: '/dev/video0' }]);
+    expect(spec?.containers[0]?.volumeMounts).toEqual([{ name: 'devvideo0', mountPath: '/dev/video0' }]);
     // A device node is not a directory: no DirectoryOrCreate check.
-    expect(spec?.volumes).toEqual([{ name: 'host-dev-video0', hostPath: { path: '/dev/video0' } }]);
+    expect(spec?.volumes).toEqual([{ name: 'devvideo0', hostPath: { path: '/dev/video0' } }]);
   });
 
   it('gives anonymous volumes emptyDirs and keeps the named one a claim', () => {

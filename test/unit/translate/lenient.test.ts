@@ -48,7 +48,7 @@ describe('one mount per container path', () => {
   });
   it('keeps one mount for the same bind written twice', () => {
     const mounts = container(value(one(moduleSpec('m', { createOptions: { HostConfig: { Binds: ['a:/data', 'a:/data'] } } }))), 'm').volumeMounts;
-    expect(mounts).toEqual([{ name: 'vol-a', mountPath: '/data' }]);
+    expect(mounts).toEqual([{ name: 'a', mountPath: '/data' }]);
   });
   it('lets k8s.volumeMounts override a Docker mount at the same path', () => {
     const outcome = one(moduleSpec('m', { createOptions: {
