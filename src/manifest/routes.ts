@@ -9,6 +9,7 @@ import type { BinaryOperator, Expr, FunctionName, RouteAst, RouteParseResult, Ro
 import { RouteSyntaxFault, describeToken, numberValue, tokenize } from './routes-lexer.ts';
 import type { Token } from './routes-lexer.ts';
 import { jsonPointer } from './names.ts';
+import { conditionType } from './routes-types.ts';
 
 export type { BinaryOperator, Expr, FunctionName, RouteAst, RouteParseResult, RouteSink, RouteSource, RouteSyntaxError } from './routes-ast.ts';
 
@@ -355,7 +356,8 @@ export function routePath(routeName: string, pathPrefix = ''): string {
 }
 
 /**
- * Parses every route of a manifest. Syntax faults are errors; a route naming a module that the
+ * Parses and type-checks every route of a manifest. Syntax faults (IEO_ROUTE_SYNTAX) and conditions
+ * edgeHub would refuse to compile (IEO_ROUTE_TYPE) are errors; a route naming a module that the
  * deployment does not have is a warning (edgeHub accepts it; messages simply never flow).
  * `pathPrefix` is what precedes `/$edgeHub` in the document the manifest came from (e.g. `/modulesContent`).
  */
@@ -369,6 +371,12 @@ export function checkRoutes(manifest: DeploymentManifest, pathPrefix = ''): { er
     const parsed = parseRoute(route.route);
     if (!parsed.ok) {
       errors.push({ code: 'IEO_ROUTE_SYNTAX', path, message: `route '${name}': ${parsed.error.message}` });
+      continue;
+    }
+    // edgeHub refuses to compile a condition with mismatched operand types; so does the built-in hub.
+    const typed = parsed.route.condition === undefined ? undefined : conditionType(parsed.route.condition);
+    if (typed !== undefined && !typed.ok) {
+      errors.push({ code: 'IEO_ROUTE_TYPE', path, message: `route '${name}': ${typed.message}` });
       continue;
     }
     for (const module of modulesReferencedByRoute(parsed.route)) {

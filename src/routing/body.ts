@@ -3,6 +3,7 @@
 // decoded at most once per routed message, and queried with edgeHub's JSON-path subset:
 // dot-separated names, each optionally followed by one [index].
 
+import { bodyPathSegment } from '../manifest/index.ts';
 import type { Value } from './values.ts';
 
 export interface PathSegment {
@@ -10,15 +11,12 @@ export interface PathSegment {
   index?: number;
 }
 
-/** Characters edgeHub's JSON-path grammar does not allow in a name. */
-const segmentPattern = /^([^()<>@,;:\\"/[\]?={}.\s]+)(?:\[(\d+)\])?$/;
-
 /** Parses a body path such as `machine.readings[0].value`; a reason string when edgeHub would refuse it. */
 export function parseBodyPath(path: string): PathSegment[] | string {
   if (path === '') return '$body query cannot be empty';
   const segments: PathSegment[] = [];
   for (const part of path.split('.')) {
-    const m = segmentPattern.exec(part);
+    const m = bodyPathSegment.exec(part);
     if (!m) return `'${path}' is not a supported $body path (names separated by '.', each optionally followed by one [index])`;
     segments.push(m[2] === undefined ? { name: m[1] as string } : { name: m[1] as string, index: Number(m[2]) });
   }

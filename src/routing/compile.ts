@@ -3,7 +3,7 @@
 // function given operands of the wrong static type is a compile error (IEO_ROUTE_TYPE), not a
 // run-time undefined. Sub-trees that read nothing from the message are evaluated at compile time.
 
-import { printExpr } from '../manifest/index.ts';
+import { conditionType, printExpr, twinChangePrefixes } from '../manifest/index.ts';
 import type { BinaryOperator, Expr, FunctionName } from '../manifest/index.ts';
 import { decodeJsonBody, jsonIncludes, parseBodyPath, queryJson } from './body.ts';
 import type { JsonRoot, PathSegment } from './body.ts';
@@ -41,6 +41,9 @@ export type CompiledCondition = { ok: true; type: StaticType; evaluate: Evaluate
 
 /** Compiles a condition. `evaluate` returns the condition's value; a route matches only when it is `true`. */
 export function compileCondition(condition: Expr): CompiledCondition {
+  // The manifest layer's type check is the one the operator applies; the checks below only guard it.
+  const typed = conditionType(condition);
+  if (!typed.ok) return { ok: false, message: typed.message };
   try {
     const c = compile(condition);
     return { ok: true, type: c.type, evaluate: c.fn };
@@ -192,8 +195,6 @@ function bodyReference(path: string, escaped: boolean): Compiled {
   const application = propertyReader(`$body.${path}`);
   return reader('dynamic', (ctx) => application(ctx) ?? query(ctx));
 }
-
-const twinChangePrefixes = ['properties.reported.', 'properties.desired.', 'tags.'];
 
 function twinChangeIncludes(path: string): Compiled {
   const segments = checkedPath(path, `TWIN_CHANGE_INCLUDES(${path})`);

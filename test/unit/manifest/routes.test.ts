@@ -317,6 +317,18 @@ describe('checkRoutes', () => {
       { code: 'IEO_W_UNKNOWN_ROUTE_MODULE', path: '/$edgeHub/properties.desired/routes/ghost', message: "route 'ghost' names module 'phantom', which is not in this deployment" },
     ]);
   });
+  it('reports conditions edgeHub would refuse to compile as IEO_ROUTE_TYPE, with a hint for properties compared with numbers', () => {
+    const m = manifestWithRoutes({
+      typed: { name: 'typed', route: 'FROM /messages/* WHERE temperature > 25 INTO $upstream', priority: 9 },
+      converted: { name: 'converted', route: 'FROM /messages/* WHERE AS_NUMBER(temperature) > 25 INTO $upstream', priority: 9 },
+      body: { name: 'body', route: 'FROM /messages/* WHERE $body.machine.temperature > 25 INTO $upstream', priority: 9 },
+      badPath: { name: 'badPath', route: 'FROM /messages/* WHERE $body.a[x] = 1 INTO $upstream', priority: 9 },
+    }, []);
+    expect(checkRoutes(m).errors).toEqual([
+      { code: 'IEO_ROUTE_TYPE', path: '/$edgeHub/properties.desired/routes/typed', message: expect.stringMatching(/^route 'typed': invalid operands to binary operator '>' in temperature > 25: have 'string' and 'number'.*AS_NUMBER/) },
+      { code: 'IEO_ROUTE_TYPE', path: '/$edgeHub/properties.desired/routes/badPath', message: expect.stringContaining('not a supported $body path') },
+    ]);
+  });
   it('knows edgeHub as a module when it is deployed', () => {
     const m = manifestWithRoutes({ r: { name: 'r', route: 'FROM /messages/modules/edgeHub/* INTO $upstream', priority: 9 } }, []);
     expect(checkRoutes(m)).toEqual({ errors: [], warnings: [] });
