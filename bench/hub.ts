@@ -7,6 +7,7 @@
 // Each broker runs as its own process; the clients are raw MQTT 3.1.1 clients in this process.
 // Figures only; no assertions. Ratios are to the ~20 msg/s module-to-module that edgeHub users report.
 //   npm run bench -- hub [--messages 20000] [--window 500] [--rate 5000] [--rate-seconds 3]
+//                        [--only module-to-module] [--profile-dir <dir>: a CPU profile of the hub process]
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ const edgeHubReportedMsgPerSecond = 20;
 const deviceId = 'bench-dev';
 
 interface Options {
+  only: string | undefined;
+  profileDir: string | undefined;
   messages: number;
   window: number;
   rate: number;
@@ -35,6 +38,8 @@ interface Options {
 
 function parseArgs(args: string[]): Options {
   return {
+    only: option(args, '--only'),
+    profileDir: option(args, '--profile-dir'),
     messages: Number(option(args, '--messages') ?? 20_000),
     window: Number(option(args, '--window') ?? 500),
     rate: Number(option(args, '--rate') ?? 5_000),
@@ -204,7 +209,7 @@ function hubCredentials(files: HubFiles, hostName: string): Endpoint['credential
 
 async function moduleToModule(options: Options): Promise<{ flood: RunResult; paced: RunResult; files: HubFiles }> {
   const files = writeHubFiles({ deviceId, routes: routesDocument({ hot: 'FROM /messages/modules/sensor/outputs/out WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/in")' }) });
-  const hub = await startHub(files);
+  const hub = await startHub(files, options.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profileDir}` } : {});
   try {
     const endpoint: Endpoint = { port: hub.port, ca: files.ca.cert, credentials: hubCredentials(files, `${deviceId}.local`) };
     const receiver = await connect(endpoint, 'filter');
@@ -299,6 +304,10 @@ export async function main(args: string[]): Promise<void> {
   console.log(`hub bench: 1 KB JSON, QoS 1, flood ${options.messages} messages with ${options.window} in flight; paced ${options.rate} msg/s for ${options.rateSeconds} s`);
 
   const a = await moduleToModule(options);
+  if (options.only === 'module-to-module') {
+    console.log(`hub module → route WHERE → module: flood ${fmt(a.flood.messagesPerSecond)} msg/s (p50 ${fmt(a.flood.p50, 1)} ms, p99 ${fmt(a.flood.p99, 1)} ms); paced p50 ${fmt(a.paced.p50, 1)} ms, p99 ${fmt(a.paced.p99, 1)} ms`);
+    return;
+  }
   const relay = await startRelay(a.files);
   const aedes = await relayRun({ port: relay.port, ca: a.files.ca.cert }, options);
   relay.child.kill();

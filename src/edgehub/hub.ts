@@ -60,6 +60,8 @@ export class EdgeHub {
   private upstreamRetry: NodeJS.Timeout | undefined;
   private boundPort = 0;
   private stopping = false;
+  /** Each entry in flight decoded once, for sending and then for counting. */
+  private readonly decoded = new WeakMap<StoredEntry, RoutedMessage>();
 
   constructor(options: EdgeHubOptions) {
     this.config = options.config;
@@ -278,7 +280,7 @@ export class EdgeHub {
     return {
       ready: () => this.broker.isSubscribed(identity, probe),
       send: (entry) => {
-        const message = decodeStored(entry.payload);
+        const message = this.decode(entry);
         return this.broker.deliver(identity, moduleInputTopic(identity.deviceId, moduleId, input, inputPropertyBag(message)), message.body);
       },
       failed: (_entry, error) => {
@@ -289,8 +291,17 @@ export class EdgeHub {
     };
   }
 
+  private decode(entry: StoredEntry): RoutedMessage {
+    let message = this.decoded.get(entry);
+    if (!message) {
+      message = decodeStored(entry.payload);
+      this.decoded.set(entry, message);
+    }
+    return message;
+  }
+
   private countDelivered(entry: StoredEntry, to: string, input: string): void {
-    const sender = senderModule(decodeStored(entry.payload)) ?? '';
+    const sender = senderModule(this.decode(entry)) ?? '';
     this.metrics.sent.inc({ from: sender, to, to_route_input: input });
     this.metrics.processDuration.observe({ from: sender, to }, Math.max(0, Date.now() - entry.enqueuedAt) / 1000);
   }
@@ -316,7 +327,7 @@ export class EdgeHub {
     return {
       ready: () => this.upstreamRetry === undefined,
       send: (entry) => {
-        const message = decodeStored(entry.payload);
+        const message = this.decode(entry);
         const moduleId = senderModule(message);
         const link = moduleId === undefined ? undefined : this.link(moduleId);
         if (!link) return Promise.reject(new Error('an upstream message without a sending module'));
