@@ -40,6 +40,8 @@ export interface RunFlags extends PolicyFlags {
   hubHostName?: string;
   /** False with --no-twin-sync; absent means on. */
   twinSync?: boolean;
+  edgeHub?: 'builtin' | 'stock';
+  edgeHubImage?: string;
 }
 
 const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
@@ -90,6 +92,8 @@ export function runCommand(): Command {
     .addOption(flag('--concurrency <n>', 'IOTEDGE_OPERATOR_CONCURRENCY', 'EdgeDeployments reconciled at once').default('4'))
     .addOption(flag('--log-level <level>', 'IOTEDGE_OPERATOR_LOG_LEVEL', 'trace, debug, info, warn, error').default('info'))
     .addOption(flag('--hub-host-name <host>', 'IOTEDGE_OPERATOR_HUB_HOST_NAME', 'IoT Hub host name given to modules when an EdgeDeployment has no IoT Hub binding'))
+    .addOption(flag('--edge-hub <kind>', 'IOTEDGE_OPERATOR_EDGE_HUB', 'what runs as $edgeHub: builtin (iotedge-operator edgehub) or stock (the manifest\'s image); default: builtin without spec.iotHub (kubectl mode), stock with it').choices(['builtin', 'stock']))
+    .addOption(flag('--edge-hub-image <image>', 'IOTEDGE_OPERATOR_EDGE_HUB_IMAGE', 'image of the built-in hub (default: $IOTEDGE_OPERATOR_IMAGE, the operator\'s own image)'))
     .addOption(flag('--no-twin-sync', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC', 'do not connect EdgeDeployments with spec.iotHub to IoT Hub (twin sync runs by default and only acts on bound resources)'))
     .action(async (flags: RunFlags) => {
       await runOperator(flags);
@@ -125,6 +129,8 @@ export function settingsFromFlags(flags: RunFlags): OperatorSettings {
     runAsUser: parseUid(flags.runAsUser),
     portBindingServiceType: flags.portBindingServiceType,
     networkPolicies: flags.networkPolicies,
+    edgeHub: flags.edgeHub ?? 'auto',
+    edgeHubImage: flags.edgeHubImage ?? process.env.IOTEDGE_OPERATOR_IMAGE ?? defaultSettings.edgeHubImage,
   };
 }
 

@@ -49,6 +49,13 @@ export interface OperatorSettings {
   edgeHubServiceName: string;
   /** RuntimeLogLevel given to every module that does not set its own. */
   runtimeLogLevel: string;
+  /**
+   * What runs as the $edgeHub system module: `builtin` (the operator's own hub, `iotedge-operator edgehub`),
+   * `stock` (the manifest's edgeHub image), or `auto`: builtin in kubectl mode (no spec.iotHub), stock in IoT Hub mode.
+   */
+  edgeHub: 'auto' | 'builtin' | 'stock';
+  /** The built-in hub's image: the operator's own. */
+  edgeHubImage: string;
 }
 
 export const defaultSettings: OperatorSettings = Object.freeze({
@@ -71,6 +78,8 @@ export const defaultSettings: OperatorSettings = Object.freeze({
   networkPolicies: true,
   edgeHubServiceName: 'edgehub',
   runtimeLogLevel: 'info',
+  edgeHub: 'auto',
+  edgeHubImage: 'localhost/iotedge-operator:dev',
 }) as OperatorSettings;
 
 /** defaultSettings with some fields replaced (storage is merged one level deep). */
