@@ -14,6 +14,7 @@ import { summariseRoutes } from '../manifest/routes.ts';
 import { toWire, translate, type ModulePlan, type TranslationResult } from '../translate/index.ts';
 import { annotationKeys, labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
+import type { BuiltinEdgeHub } from '../translate/builtin-hub.ts';
 import { mergeConditions, type ConditionInput } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
@@ -127,6 +128,7 @@ export class EdgeDeploymentReconciler {
         settings: this.o.settings,
         registryPasswords: passwords.values,
         moduleCredentialSecrets: credentialSecrets,
+        ...builtinEdgeHubFor(ed, this.o.settings),
       });
       if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
       // Claims first, so a workload never waits on a volume the same pass would create.
@@ -623,3 +625,16 @@ export function contentHash(obj: unknown): string {
 }
 
 export { collectionPath };
+
+/**
+ * Whether the built-in hub runs as $edgeHub: `--edge-hub builtin|stock`, or by mode when not given —
+ * builtin in kubectl mode (no spec.iotHub: there is no IoT Hub identity a stock edgeHub could start with),
+ * stock in IoT Hub mode. In IoT Hub mode the built-in hub reaches IoT Hub with the binding's connection string.
+ */
+export function builtinEdgeHubFor(ed: EdgeDeployment, settings: OperatorSettings): { builtinEdgeHub?: BuiltinEdgeHub } {
+  const binding = ed.spec?.iotHub?.connectionStringSecretRef;
+  const iotHubMode = ed.spec?.iotHub !== undefined;
+  const builtin = settings.edgeHub === 'builtin' || (settings.edgeHub === 'auto' && !iotHubMode);
+  if (!builtin) return {};
+  return { builtinEdgeHub: { image: settings.edgeHubImage, ...(binding ? { upstream: { secretName: binding.name, key: binding.key ?? 'connectionString' } } : {}) } };
+}

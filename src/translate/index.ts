@@ -38,6 +38,8 @@ import {
 } from './names.ts';
 import { pullSecretsFor, registrySecrets } from './registry.ts';
 import type { OperatorSettings } from './settings.ts';
+import { builtinEdgeHubRuntime, builtinHubMetricsPort, builtinHubMqttPort, builtinHubTargetPort } from './builtin-hub.ts';
+import type { BuiltinEdgeHub } from './builtin-hub.ts';
 
 export { defaultSettings, settingsWith, type OperatorSettings } from './settings.ts';
 export { canonical, toWire } from './canonical.ts';
@@ -62,6 +64,11 @@ export interface TranslateInput {
    * without IoT Edge's workload API.
    */
   moduleCredentialSecrets?: Record<string, string>;
+  /**
+   * Set when the built-in hub (`iotedge-operator edgehub`) runs as $edgeHub instead of the manifest's
+   * edgeHub image; the controller decides it from the `--edge-hub` setting and the mode (docs/builtin-hub.md).
+   */
+  builtinEdgeHub?: BuiltinEdgeHub;
 }
 
 /** Where a module finds the CA of its hub or gateway (EdgeModuleCACertificateFile). */
@@ -174,6 +181,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
 
   for (const entry of entries) {
     const { name, path, isEdgeHub } = entry;
+    const builtin = isEdgeHub ? input.builtinEdgeHub : undefined;
     const moduleIssues = new Issues();
     const createOptionsPath = `${path}/settings/createOptions`;
     const keys = canonicalCreateOptions(entry.spec.createOptions, createOptionsPath, moduleIssues);
@@ -218,7 +226,9 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       for (const p of [...edgeHubPorts].reverse()) {
         draft.clusterPorts = [{ port: p.port, protocol: 'TCP' }, ...draft.clusterPorts.filter((c) => !(c.port === p.port && c.protocol === 'TCP'))];
       }
-      draft.container.ports = draft.clusterPorts.map((p) => ({ containerPort: p.port, protocol: p.protocol }));
+      draft.container.ports = builtin
+        ? [{ name: 'mqtts', containerPort: builtinHubMqttPort, protocol: 'TCP' }, { name: 'metrics', containerPort: builtinHubMetricsPort, protocol: 'TCP' }]
+        : draft.clusterPorts.map((p) => ({ containerPort: p.port, protocol: p.protocol }));
     }
     const clusterServiceName = isEdgeHub ? settings.edgeHubServiceName : name;
     const serviceOptions = draft.ext.serviceOptions;
@@ -237,7 +247,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
         spec: {
           type: clusterServiceType,
           selector,
-          ports: draft.clusterPorts.map((p) => servicePort(p, isEdgeHub)),
+          ports: draft.clusterPorts.map((p) => servicePort(p, isEdgeHub, builtin !== undefined)),
           ...(clusterServiceType === 'LoadBalancer' && serviceOptions?.loadBalancerIP ? { loadBalancerIP: serviceOptions.loadBalancerIP } : {}),
         },
       };
@@ -324,11 +334,32 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     };
     const volumes = [...draft.volumes];
     if (isEdgeHub && routesConfigName && routesHash) {
-      podAnnotations[annotationKeys.configHash] = routesHash;
+      // The built-in hub re-reads its routes when the ConfigMap changes; only the stock edgeHub needs a restart.
+      if (!builtin) podAnnotations[annotationKeys.configHash] = routesHash;
       volumes.push({ name: routesVolumeName, configMap: { name: routesConfigName } });
       draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: routesVolumeName, mountPath: routesMountPath, readOnly: true }];
     }
-    const credentials = input.moduleCredentialSecrets?.[spec.id];
+    if (builtin) {
+      const storageClaim = volumeClaimName(`${name}-store`);
+      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-store`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {} });
+      const runtime = builtinEdgeHubRuntime({
+        builtin,
+        deviceId: input.deviceId,
+        identitySecretName: `${input.ownerName}-device-identity`,
+        serverSecretName: `${input.ownerName}-edgehub-server`,
+        storageClaimName: storageClaim,
+      });
+      draft.container.image = runtime.image;
+      delete draft.container.command;
+      draft.container.args = runtime.args;
+      draft.container.env = runtime.env;
+      draft.container.readinessProbe = runtime.readinessProbe;
+      draft.container.livenessProbe = runtime.livenessProbe;
+      volumes.push(...runtime.volumes);
+      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), ...runtime.volumeMounts];
+      draft.pod.securityContext = { ...draft.pod.securityContext, fsGroup: runtime.fsGroup };
+    }
+    const credentials = builtin ? undefined : input.moduleCredentialSecrets?.[spec.id];
     if (credentials) {
       volumes.push({ name: 'iothub-identity', secret: { secretName: credentials, items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true } });
       draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: 'iothub-identity', mountPath: moduleCaMountPath, readOnly: true }];
@@ -500,9 +531,11 @@ function applyProbes(draft: ModuleDraft, kind: ModulePlan['kind'], spec: ModuleS
   }
 }
 
-function servicePort(port: PortSpec, isEdgeHub: boolean): V1ServicePort {
+function servicePort(port: PortSpec, isEdgeHub: boolean, builtin = false): V1ServicePort {
   const known = isEdgeHub && port.protocol === 'TCP' ? edgeHubPorts.find((p) => p.port === port.port) : undefined;
-  return { name: known?.name ?? portName(port), port: port.port, targetPort: port.port, protocol: port.protocol };
+  // The built-in hub has one TLS listener: AMQP and WebSocket clients reach it and are refused with a reason.
+  const targetPort = builtin && known ? builtinHubTargetPort(port.port) : port.port;
+  return { name: known?.name ?? portName(port), port: port.port, targetPort, protocol: port.protocol };
 }
 
 function policyPort(port: PortSpec): V1NetworkPolicyPort {
