@@ -340,8 +340,8 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: routesVolumeName, mountPath: routesMountPath, readOnly: true }];
     }
     if (builtin) {
-      const storageClaim = volumeClaimName(`${name}-store`);
-      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-store`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {} });
+      const storageClaim = volumeClaimName(`${name}-storage`);
+      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-storage`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {} });
       const runtime = builtinEdgeHubRuntime({
         builtin,
         deviceId: input.deviceId,

@@ -140,7 +140,8 @@ describe('module lifecycle', () => {
       return deployments.items.length + services.items.length + accounts.items.length === 0 ? true : undefined;
     });
     const claims = await cluster.core.listNamespacedPersistentVolumeClaim({ namespace: ns });
-    expect(claims.items.map((c) => c.metadata?.name)).toEqual(['blobdata']);
+    // edgeHub's store (the built-in hub's, in kubectl mode) is retained like any named volume.
+    expect(claims.items.map((c) => c.metadata?.name).sort()).toEqual(['blobdata', 'edgehub-storage']);
     const deleted = await eventually('a Deleted Event', async () => {
       const list = await cluster.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=device,reason=Deleted' });
       return list.items[0];
