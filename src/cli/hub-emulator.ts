@@ -51,7 +51,7 @@ export function describeEmulator(hub: HubEmulator, caFile: string | undefined): 
 export function hubEmulatorCommand(): Command {
   return new Command('hub-emulator')
     .description('Run an IoT Hub emulator (MQTT device protocol and service REST, over TLS on a loopback address) for offline development and tests')
-    .option('--host <address>', 'loopback address to bind (default: first free of 127.0.0.2…127.0.0.254)')
+    .option('--host <address>', 'address to bind: loopback, or one of this machine\'s interfaces such as the real worker\'s bridge (default: first free of 127.0.0.2…127.0.0.254)')
     .option('--mqtt-port <port>', 'MQTT over TLS port', port, 8883)
     .option('--https-port <port>', 'HTTPS port; azure-iothub only ever dials 443', port, 443)
     .option('--hub-name <name>', 'hub name; the certificate also names <name>.iotedge.local', 'emulated-hub')

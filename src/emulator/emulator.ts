@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
+import { networkInterfaces } from 'node:os';
 import type { Server as HttpsServer } from 'node:https';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
@@ -108,6 +109,15 @@ function readState(file: string): PersistedState | undefined {
     throw new Error(`hub emulator state file ${file} is not in the emulator's format (format: 1, policies, registry)`);
   }
   return parsed as unknown as PersistedState;
+}
+
+/**
+ * Where the emulator may listen: a loopback address, or one address of this machine's own interfaces (the
+ * bridge the real worker's pods reach the host by). Never a wildcard: the emulator is not for other machines.
+ */
+function bindableHost(host: string): boolean {
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return true;
+  return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.family === 'IPv4' && a.address === host));
 }
 
 function listen(server: HttpsServer | TlsServer, host: string, port: number): Promise<void> {
@@ -449,7 +459,7 @@ export class HubEmulator extends EventEmitter {
     const httpsPort = options.httpsPort ?? 443;
     const candidates = options.host ? [options.host] : Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`);
     for (const host of candidates) {
-      if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) throw new Error(`host ${host} is not a loopback (127.0.0.0/8) address`);
+      if (!bindableHost(host)) throw new Error(`host ${host} is neither a loopback (127.0.0.0/8) address nor an address of one of this machine's interfaces (such as the real worker's bridge)`);
       try {
         await listen(this.httpsServer, host, httpsPort);
       } catch (error) {

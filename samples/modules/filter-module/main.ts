@@ -29,7 +29,9 @@ function alertOf(message: Message): Message {
   alert.contentEncoding = message.contentEncoding ?? 'utf-8';
   for (let i = 0; i < message.properties.count(); i++) {
     const { key, value } = message.properties.getItem(i);
-    alert.properties.add(key, value);
+    // The MQTT transport hands system properties it does not map ($.on, $.cdid, $.cmid, …) over as application
+    // properties; copied, `$.on` would name the sensor's output instead of ours.
+    if (!key.startsWith('$.')) alert.properties.add(key, value);
   }
   alert.properties.add('MessageType', 'Alert');
   return alert;
