@@ -29,7 +29,8 @@ const systemToWire: Readonly<Record<string, string>> = {
   expiryTimeUtc: '$.exp',
   creationTime: '$.ctime',
   messageSchema: '$.schema',
-  outputName: '$.on',
+  // No `$.on`: the input name is in the topic, and the Node SDK would hand the sender's output name to the
+  // receiver as an application property, which a module copying properties to its own output then re-sends.
   connectionDeviceId: '$.cdid',
   connectionModuleId: '$.cmid',
 };

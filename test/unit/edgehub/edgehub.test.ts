@@ -138,3 +138,10 @@ describe('twin cache', () => {
     expect(target).toEqual({ keep: 1, add: { deep: true } });
   });
 });
+
+describe('input property bag', () => {
+  it('does not pass the sender\'s output name on to the receiving module', () => {
+    const routed = routedFromTelemetry({ deviceId: 'd', moduleId: 's', topic: 't', body: Buffer.alloc(0), properties: {}, systemProperties: { '$.on': 'out' }, outputName: 'out', receivedAt: '2026-01-01T00:00:00.000Z' }, 's');
+    expect(inputPropertyBag(routed).systemProperties['$.on']).toBeUndefined();
+  });
+});
