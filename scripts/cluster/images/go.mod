@@ -1,0 +1,3 @@
+module local/worker-images
+
+go 1.24
