@@ -1,17 +1,37 @@
-// Command line for the local control plane: up, down, status.
+// Command line for the local cluster: up [--kwok-nodes N] [--no-worker], down, status.
 import { relative } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   componentStatus, defaultClusterDir, healthyCluster, kubectl, readState, repoRoot, restartKwok, startControlPlane, stopControlPlane,
 } from './control-plane.ts';
+import { workerComponentStatus } from './worker.ts';
 
 const command = process.argv[2];
 const rel = (path: string) => relative(process.cwd(), path) || '.';
 
+function upOptions(): { kwokNodes: number; worker: boolean } {
+  const { values } = parseArgs({
+    args: process.argv.slice(3),
+    options: { 'kwok-nodes': { type: 'string', default: '1' }, 'no-worker': { type: 'boolean', default: false } },
+  });
+  const kwokNodes = Number(values['kwok-nodes']);
+  if (!Number.isInteger(kwokNodes) || kwokNodes < 0) throw new Error(`--kwok-nodes takes a whole number, not ${values['kwok-nodes']}`);
+  return { kwokNodes, worker: !values['no-worker'] };
+}
+
 async function up(): Promise<void> {
+  const options = upOptions();
   const existing = await healthyCluster(defaultClusterDir);
-  const state = existing ?? (await startControlPlane(defaultClusterDir));
-  if (existing) console.log('The local control plane is already running.');
+  const began = Date.now();
+  const state = existing ?? (await startControlPlane(defaultClusterDir, options));
+  if (existing) console.log('The local cluster is already running.');
+  else console.log(`Cluster started in ${((Date.now() - began) / 1000).toFixed(1)}s.`);
   console.log(await kubectl(state, ['get', 'nodes', '-o', 'wide']));
+  if (state.worker) {
+    console.log(`Real worker ${state.worker.nodeName}: netns ${state.worker.netns}, bridge ${state.worker.bridge} (${state.worker.bridgeIp}), pods ${state.worker.podCidr}`);
+    console.log(`  containerd: ${state.worker.containerdSocket}   (ctr -a <socket> -n k8s.io images ls)`);
+  }
+  if (state.kwokNodes?.length) console.log(`KWOK nodes (tainted; a namespace opts in with kwokNamespaceAnnotations): ${state.kwokNodes.join(', ')}`);
   console.log(`API server: ${state.apiServerUrl}`);
   console.log(`Admin kubeconfig: ${state.kubeconfig}`);
   console.log(`  export KUBECONFIG=${state.kubeconfig}`);
@@ -25,7 +45,8 @@ async function status(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  for (const c of componentStatus(state)) console.log(`${c.name.padEnd(24)} ${c.running ? 'running' : 'STOPPED'}  pid ${c.pid ?? '-'}`);
+  const statuses = [...componentStatus(state), ...(state.worker ? workerComponentStatus(state.worker) : [])];
+  for (const c of statuses) console.log(`${c.name.padEnd(24)} ${c.running ? 'running' : 'STOPPED'}  pid ${c.pid ?? '-'}`);
   const healthy = await healthyCluster(defaultClusterDir);
   if (!healthy) {
     console.log('The control plane is not healthy. Logs: ' + rel(`${state.dir}/log`));
@@ -40,7 +61,7 @@ async function status(): Promise<void> {
 
 async function down(): Promise<void> {
   const stopped = await stopControlPlane(defaultClusterDir);
-  console.log(stopped ? 'Stopped the local control plane and removed its data.' : 'No local control plane was running.');
+  console.log(stopped ? 'Stopped the local cluster and removed its data, network namespace, bridge, mounts and cgroups.' : 'No local cluster was running.');
 }
 
 async function reloadStages(): Promise<void> {
@@ -51,7 +72,7 @@ async function reloadStages(): Promise<void> {
 const commands: Record<string, () => Promise<void>> = { up, down, status, 'reload-stages': reloadStages };
 const action = command ? commands[command] : undefined;
 if (!action) {
-  console.error(`usage: cluster.ts up|down|status|reload-stages   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
+  console.error(`usage: cluster.ts up [--kwok-nodes N] [--no-worker] | down | status | reload-stages   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
   process.exit(2);
 }
 action().catch((error: unknown) => {

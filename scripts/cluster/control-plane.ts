@@ -1,20 +1,29 @@
-// A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler and KWOK playing one worker node. Used by `npm run cluster:*` and the jest global setup.
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// The local cluster: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler), the real worker node edge-worker-0 (worker.ts) and tainted KWOK nodes for scale.
+// Used by `npm run cluster:*`, the jest global setup, the benchmarks and the demo.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dump as toYaml } from 'js-yaml';
+import { createPki, kubeconfigYaml } from './pki.ts';
+import { isOurProcess, kubectl, log, runBuildScript, startDetached, stopPids, waitFor } from './processes.ts';
+import {
+  ensureWorkerArtifacts, issueApiServerKubeletClient, joinWorker, mountsUnder, prepareWorker, startContainerd, stopWorker,
+  workerHealthy, workerNodeName, type WorkerState,
+} from './worker.ts';
+
+export { isOurProcess, kubectl, workerNodeName };
+export { importImageArchive, type WorkerState } from './worker.ts';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '../..');
 /** Where `npm run cluster:up` keeps its state; the admin kubeconfig is `<this>/kubeconfig`. */
 export const defaultClusterDir = join(repoRoot, '.cluster');
-export const workerNodeName = 'edge-worker-0';
 
 /** Processes in start order; they are stopped in reverse. */
 const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'volume-provisioner'] as const;
@@ -30,22 +39,36 @@ export interface ClusterState {
   /** How each component was started, so one can be stopped and started again alone. */
   commands?: Partial<Record<Component, string[]>>;
   startedAt: string;
+  /** The real worker node (absent when started with `worker: false`). */
+  worker?: WorkerState;
+  /** Names of the KWOK nodes: tainted, for benchmarks and tests that place their namespace there (kwokNamespaceAnnotations). */
+  kwokNodes?: string[];
 }
 
-const log = (message: string) => process.stderr.write(`[cluster] ${message}\n`);
+export interface StartOptions {
+  /** Start the real worker node edge-worker-0 (needs root, netns, cgroups). Default true. */
+  worker?: boolean;
+  /** How many KWOK nodes to register. Default 1. */
+  kwokNodes?: number;
+}
+
+/** Pods run only on KWOK nodes that tolerate this taint; kwokNamespaceAnnotations does it per namespace. */
+export const kwokTaint = { key: 'kwok.x-k8s.io/node', value: 'fake', effect: 'NoSchedule' } as const;
+
+/**
+ * Namespace annotations that put every pod of the namespace on the KWOK nodes (the PodNodeSelector and
+ * PodTolerationRestriction admission plugins add the selector and the toleration to each pod). For
+ * benchmarks and for tests whose images exist only as names.
+ */
+export const kwokNamespaceAnnotations: Record<string, string> = {
+  'scheduler.alpha.kubernetes.io/node-selector': 'type=kwok',
+  'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([{ key: kwokTaint.key, operator: 'Exists', effect: kwokTaint.effect }]),
+};
 
 /** Builds (first time) or finds the cached binaries; returns their directory. */
 export async function ensureBinaries(): Promise<string> {
-  const script = join(here, 'build-binaries.sh');
-  return new Promise((resolveBin, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolveBin(out.trim().split('\n').pop() ?? '') : reject(new Error(`build-binaries.sh exited with ${code}`)),
-    );
-  });
+  const lines = await runBuildScript(join(here, 'build-binaries.sh'));
+  return lines.pop() ?? '';
 }
 
 /** A port on 127.0.0.1 that was free a moment ago. */
@@ -60,47 +83,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  await run('openssl', args, { cwd });
-}
-
-/** A throwaway CA, the serving certificate, an admin client certificate and the service-account key pair. */
-async function createPki(pki: string): Promise<void> {
-  mkdirSync(pki, { recursive: true });
-  const sans = [
-    'IP:127.0.0.1',
-    'IP:10.96.0.1',
-    'DNS:localhost',
-    'DNS:kubernetes',
-    'DNS:kubernetes.default',
-    'DNS:kubernetes.default.svc',
-    'DNS:kubernetes.default.svc.cluster.local',
-  ].join(',');
-  writeFileSync(join(pki, 'serving.ext'), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
-  writeFileSync(join(pki, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  await openssl(pki, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=iotedge-operator-local-ca', '-keyout', 'ca.key', '-out', 'ca.crt');
-  const leaf = async (name: string, subject: string, ext: string) => {
-    await openssl(pki, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    await openssl(pki, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-out', `${name}.crt`, '-extfile', ext);
-  };
-  await leaf('apiserver', '/CN=kube-apiserver', 'serving.ext');
-  await leaf('admin', '/CN=admin/O=system:masters', 'client.ext');
-  await openssl(pki, 'genrsa', '-out', 'sa.key', '2048');
-  await openssl(pki, 'rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
-}
-
-function kubeconfigYaml(server: string, pki: string): string {
-  const b64 = (file: string) => readFileSync(join(pki, file)).toString('base64');
-  return toYaml({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': b64('ca.crt') } }],
-    users: [{ name: 'admin', user: { 'client-certificate-data': b64('admin.crt'), 'client-key-data': b64('admin.key') } }],
-    contexts: [{ name: 'local', context: { cluster: 'local', user: 'admin' } }],
-    'current-context': 'local',
-  });
-}
-
 /** The executable of a component: its binary, or node for the project's own volume provisioner. */
 function programOf(state: Pick<ClusterState, 'bin'>, name: Component): string {
   return name === 'volume-provisioner' ? process.execPath : join(state.bin, name);
@@ -108,49 +90,8 @@ function programOf(state: Pick<ClusterState, 'bin'>, name: Component): string {
 
 function startProcess(dir: string, name: Component, binary: string, args: string[], state?: ClusterState): number {
   if (state) (state.commands ??= {})[name] = [binary, ...args];
-  const out = openSync(join(dir, 'log', `${name}.log`), 'a');
   // Detached so the cluster outlives `cluster:up`; its PID is recorded so `cluster:down` stops exactly it.
-  const child = spawn(binary, args, { detached: true, stdio: ['ignore', out, out] });
-  child.unref();
-  if (child.pid === undefined) throw new Error(`could not start ${name}`);
-  return child.pid;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-export async function kubectl(state: Pick<ClusterState, 'bin' | 'kubeconfig'>, args: string[], input?: string): Promise<string> {
-  const child = spawn(join(state.bin, 'kubectl'), ['--kubeconfig', state.kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdin.end(input ?? '');
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
-  if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr.trim()}`);
-  return stdout;
-}
-
-/** True when this PID is alive and still runs the binary we started (guards against PID reuse). */
-export function isOurProcess(pid: number | undefined, binary: string, dir?: string): boolean {
-  if (!pid) return false;
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    // A process of ours was given this cluster's directory (its kubeconfig or data dir) in its arguments.
-    return argv[0] === binary && (dir === undefined || argv.some((a) => a.includes(dir)));
-  } catch {
-    return false;
-  }
+  return startDetached(join(dir, 'log', `${name}.log`), binary, args);
 }
 
 /** KWOK v0.7+ takes stages only from --config: the node stages come from KWOK's own module source, the pod stages are ours. */
@@ -181,15 +122,24 @@ export function readState(dir: string): ClusterState | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as ClusterState) : undefined;
 }
 
-/** Starts a fresh control plane in `dir` (which must not hold a running one) and waits until a pod can run. */
-export async function startControlPlane(dir: string): Promise<ClusterState> {
+function saveState(state: ClusterState): void {
+  writeFileSync(join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
+}
+
+/**
+ * Starts a fresh cluster in `dir` (which must not hold a running one): the control plane, the real
+ * worker edge-worker-0 (unless `worker: false`) and `kwokNodes` KWOK nodes; waits until pods can run.
+ */
+export async function startControlPlane(dir: string, options: StartOptions = {}): Promise<ClusterState> {
+  const withWorker = options.worker ?? true;
+  const kwokNodeCount = options.kwokNodes ?? 1;
   const began = Date.now();
-  const bin = await ensureBinaries();
+  const [bin, artifacts] = await Promise.all([ensureBinaries(), withWorker ? ensureWorkerArtifacts() : undefined]);
   await goModCacheEnv();
+  if (mountsUnder(dir).length > 0) throw new Error(`${dir} still has mounts of an earlier cluster; run cluster:down first`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'log'), { recursive: true });
-  const pki = join(dir, 'pki');
-  await createPki(pki);
+  const built = Date.now();
   const ports = {
     etcdClient: await freePort(),
     etcdPeer: await freePort(),
@@ -197,14 +147,23 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
     controllerManager: await freePort(),
     scheduler: await freePort(),
   };
-  const apiServerUrl = `https://127.0.0.1:${ports.apiServer}`;
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, kubeconfigYaml(apiServerUrl, pki), { mode: 0o600 });
-  const state: ClusterState = { dir, bin, kubeconfig, apiServerUrl, ports, pids: {}, startedAt: new Date().toISOString() };
-  const save = () => writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
+  const state: ClusterState = { dir, bin, kubeconfig, apiServerUrl: '', ports, pids: {}, startedAt: new Date().toISOString(), kwokNodes: [] };
+  const pki = join(dir, 'pki');
   const p = (file: string) => join(pki, file);
 
   try {
+    // The worker's network first: with a worker, the API server binds on the bridge so pods reach it.
+    if (artifacts) state.worker = await prepareWorker(dir, artifacts);
+    saveState(state);
+    const apiServerIp = state.worker?.bridgeIp ?? '127.0.0.1';
+    state.apiServerUrl = `https://${apiServerIp}:${ports.apiServer}`;
+    await createPki(pki, [apiServerIp]);
+    const kubeletClient = state.worker ? await issueApiServerKubeletClient(pki) : undefined;
+    writeFileSync(kubeconfig, kubeconfigYaml(state.apiServerUrl, pki), { mode: 0o600 });
+    const containerd = state.worker && artifacts ? startContainerd(state.worker, artifacts) : Promise.resolve();
+    containerd.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
+
     const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
     const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
     state.pids.etcd = startProcess(dir, 'etcd', join(bin, 'etcd'), [
@@ -213,23 +172,30 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=local=${peerUrl}`,
       '--quota-backend-bytes=4294967296',
     ], state);
-    save();
+    saveState(state);
     await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok);
 
-    state.pids['kube-apiserver'] = startProcess(dir, 'kube-apiserver', join(bin, 'kube-apiserver'), [
-      `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', `--secure-port=${ports.apiServer}`,
+    const addressing = kubeletClient
+      // Pods reach the API server through the `kubernetes` Service, whose endpoint the reconciler keeps at this address.
+      ? [`--bind-address=${apiServerIp}`, `--advertise-address=${apiServerIp}`,
+        `--kubelet-client-certificate=${kubeletClient.cert}`, `--kubelet-client-key=${kubeletClient.key}`,
+        '--kubelet-preferred-address-types=InternalIP']
       // Loopback only: advertising 127.0.0.1 requires turning the endpoint reconciler off.
-      '--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none',
+      : ['--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none'];
+    state.pids['kube-apiserver'] = startProcess(dir, 'kube-apiserver', join(bin, 'kube-apiserver'), [
+      `--etcd-servers=${etcdUrl}`, `--secure-port=${ports.apiServer}`, ...addressing,
       `--tls-cert-file=${p('apiserver.crt')}`, `--tls-private-key-file=${p('apiserver.key')}`, `--client-ca-file=${p('ca.crt')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${p('sa.pub')}`, `--service-account-signing-key-file=${p('sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=Node,RBAC', '--allow-privileged=true',
+      // PodNodeSelector and PodTolerationRestriction place a namespace's pods on KWOK (kwokNamespaceAnnotations).
+      '--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction',
       `--cert-dir=${join(dir, 'apiserver-certs')}`, '--profiling=false',
       // PodTemplate watches (a kind nothing here uses) go straight to etcd, so a compacted revision gives a real 410
       // Gone at once (the informer test relies on it); through the watch cache that only happens once it evicts.
       '--watch-cache-sizes=podtemplates#0',
     ], state);
-    save();
+    saveState(state);
     await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');
 
     const common = [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`,
@@ -239,13 +205,14 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
       `--service-account-private-key-file=${p('sa.key')}`, `--root-ca-file=${p('ca.crt')}`,
       `--cluster-signing-cert-file=${p('ca.crt')}`, `--cluster-signing-key-file=${p('ca.key')}`,
       // Without a kubelet nothing reports volume attachment; the attach/detach controller would only log noise.
-      '--controllers=*,-attachdetach', '--concurrent-deployment-syncs=10', '--concurrent-replicaset-syncs=10',
+      state.worker ? '--controllers=*' : '--controllers=*,-attachdetach',
+      '--concurrent-deployment-syncs=10', '--concurrent-replicaset-syncs=10',
       '--kube-api-qps=200', '--kube-api-burst=400',
     ], state);
     state.pids['kube-scheduler'] = startProcess(dir, 'kube-scheduler', join(bin, 'kube-scheduler'), [
       ...common, `--secure-port=${ports.scheduler}`, '--kube-api-qps=200', '--kube-api-burst=400',
     ], state);
-    save();
+    saveState(state);
     const healthz = (port: number) => async () => {
       // Self-signed serving certs of KCM and scheduler; this only reads /healthz on loopback.
       const { stdout } = await run('curl', ['-fsk', `https://127.0.0.1:${port}/healthz`]);
@@ -255,22 +222,34 @@ export async function startControlPlane(dir: string): Promise<ClusterState> {
     await waitFor('kube-scheduler /healthz', healthz(ports.scheduler));
 
     startKwok(state);
-    save();
-    await kubectl(state, ['apply', '-f', '-'], [workerNode(), defaultStorageClass()].map((o) => toYaml(o)).join('---\n'));
-    state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath, [join(here, 'volume-provisioner.ts'), kubeconfig], state);
-    save();
-    await waitFor('the worker node to be Ready', async () =>
-      (await kubectl(state, ['get', 'node', workerNodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True',
-    );
+    state.kwokNodes = Array.from({ length: kwokNodeCount }, (_, i) => `kwok-node-${i}`);
+    await kubectl(state, ['apply', '-f', '-'], [...state.kwokNodes.map((name) => kwokNode(name, state.worker !== undefined)), defaultStorageClass()].map((o) => toYaml(o)).join('---\n'));
+    state.pids['volume-provisioner'] = startProcess(dir, 'volume-provisioner', process.execPath,
+      [join(here, 'volume-provisioner.ts'), kubeconfig, join(dir, 'volumes')], state);
+    saveState(state);
+    for (const node of state.kwokNodes) {
+      await waitFor(`KWOK node ${node} to be Ready`, async () =>
+        (await kubectl(state, ['get', 'node', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True',
+      );
+    }
     await waitFor('the default ServiceAccount', async () => {
       await kubectl(state, ['-n', 'default', 'get', 'serviceaccount', 'default']);
       return true;
     });
-    log(`control plane ready in ${((Date.now() - began) / 1000).toFixed(1)}s at ${apiServerUrl}`);
+    const controlPlaneReady = Date.now();
+    if (state.worker) {
+      await containerd;
+      await joinWorker(state, pki);
+      saveState(state);
+    }
+    const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+    log(`cluster ready in ${seconds(Date.now() - built)} at ${state.apiServerUrl}` +
+      ` (control plane ${seconds(controlPlaneReady - built)}${state.worker ? `, then worker ${workerNodeName} ${seconds(Date.now() - controlPlaneReady)}` : ''}` +
+      `, ${kwokNodeCount} KWOK node${kwokNodeCount === 1 ? '' : 's'}; checking or building binaries and images took ${seconds(built - began)})`);
     return state;
   } catch (error) {
-    log(`start failed; logs are in ${join(dir, 'log')}`);
-    await stopProcesses(state);
+    log(`start failed; logs are in ${join(dir, 'log')}${state.worker ? ` and ${join(state.worker.stateDir, 'log')}` : ''}`);
+    await stopEverything(state);
     throw error;
   }
 }
@@ -285,13 +264,7 @@ function startKwok(state: ClusterState): void {
 }
 
 async function stopComponent(state: ClusterState, name: Component): Promise<void> {
-  const pid = state.pids[name];
-  const alive = () => isOurProcess(pid, programOf(state, name), state.dir);
-  if (!alive()) return;
-  process.kill(pid!, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
-  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (alive()) process.kill(pid!, 'SIGKILL');
+  await stopPids([state.pids[name] ?? 0], (pid) => isOurProcess(pid, programOf(state, name), state.dir));
 }
 
 /** Restarts KWOK alone, e.g. to load changed fault stages into a running cluster. */
@@ -301,7 +274,7 @@ export async function restartKwok(dir: string): Promise<void> {
   await goModCacheEnv();
   await stopComponent(state, 'kwok');
   startKwok(state);
-  writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
+  saveState(state);
 }
 
 /**
@@ -316,29 +289,33 @@ export async function bounceComponent(dir: string, name: Component, downMs: numb
   await new Promise((r) => setTimeout(r, downMs));
   const [program, ...args] = command as [string, ...string[]];
   state.pids[name] = startProcess(dir, name, program, args, state);
-  writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2));
+  saveState(state);
   if (name === 'kube-apiserver') await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');
 }
 
-/** The worker of the Azure Stack Edge Pro shape: one node, managed by KWOK, with a GPU to schedule GPU modules. */
-function workerNode() {
+/**
+ * A KWOK node of the Azure Stack Edge Pro shape, with a GPU to schedule GPU modules. KWOK marks its pods
+ * Running without running anything. Next to a real worker it is tainted: only pods that tolerate it run
+ * here (see kwokNamespaceAnnotations); in a cluster without a worker it takes every pod.
+ */
+function kwokNode(name: string, tainted: boolean) {
   // Room for the benchmarks' thousands of pods; KWOK runs none of them.
   const resources = { cpu: '64', memory: '256Gi', pods: '10000', 'nvidia.com/gpu': '1', 'ephemeral-storage': '1Ti' };
   return {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: {
-      name: workerNodeName,
+      name,
       annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
       labels: {
-        'kubernetes.io/hostname': workerNodeName,
+        'kubernetes.io/hostname': name,
         'kubernetes.io/os': 'linux',
         'kubernetes.io/arch': 'amd64',
         'node-role.kubernetes.io/worker': '',
         type: 'kwok',
       },
     },
-    spec: {},
+    spec: tainted ? { taints: [kwokTaint] } : {},
     status: { allocatable: resources, capacity: resources, nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', kubeletVersion: 'fake' } },
   };
 }
@@ -356,29 +333,30 @@ function defaultStorageClass() {
 }
 
 async function stopProcesses(state: ClusterState): Promise<void> {
-  const ours = (name: Component) => isOurProcess(state.pids[name], programOf(state, name), state.dir);
-  const running = [...components].reverse().filter(ours);
-  for (const name of running) process.kill(state.pids[name]!, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && running.some(ours)) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  for (const name of running) {
-    if (ours(name)) process.kill(state.pids[name]!, 'SIGKILL');
-  }
+  const running = [...components].reverse().map((name) => ({ name, pid: state.pids[name] ?? 0 }));
+  await stopPids(running.map((r) => r.pid), (pid) => running.some((r) => r.pid === pid && isOurProcess(pid, programOf(state, r.name), state.dir)));
 }
 
-/** Stops exactly the processes recorded in `dir` and removes their data. */
+/** The worker (its pods, agents, mounts, cgroups, network) and then the control plane. */
+async function stopEverything(state: ClusterState): Promise<void> {
+  if (state.worker) await stopWorker(state.dir, state.worker);
+  await stopProcesses(state);
+}
+
+/** Stops exactly the processes recorded in `dir`, removes what the worker made on the machine, and removes the data. */
 export async function stopControlPlane(dir: string): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  await stopProcesses(state);
+  await stopEverything(state);
+  // Never recurse into a mount: rmSync would delete what it shows.
+  const left = mountsUnder(dir);
+  if (left.length > 0) throw new Error(`not removing ${dir}: still mounted: ${left.join(', ')}`);
   rmSync(dir, { recursive: true, force: true });
   return true;
 }
 
 export interface ComponentStatus {
-  name: Component;
+  name: string;
   pid?: number;
   running: boolean;
 }
@@ -387,10 +365,11 @@ export function componentStatus(state: ClusterState): ComponentStatus[] {
   return components.map((name) => ({ name, pid: state.pids[name], running: isOurProcess(state.pids[name], programOf(state, name), state.dir) }));
 }
 
-/** A running cluster in `dir` whose every process is alive and whose API server answers. */
+/** A running cluster in `dir` whose every process (worker included) is alive and whose API server answers. */
 export async function healthyCluster(dir: string): Promise<ClusterState | undefined> {
   const state = readState(dir);
   if (!state || componentStatus(state).some((c) => !c.running)) return undefined;
+  if (state.worker && !workerHealthy(state.worker)) return undefined;
   try {
     return (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok' ? state : undefined;
   } catch {

@@ -1,7 +1,10 @@
-// The local cluster's storage: KWOK runs no kubelet and no CSI driver, so nothing would ever bind a
-// PersistentVolumeClaim and pods using one would stay unschedulable. This provisioner plays the part of
-// a dynamic provisioner for the default StorageClass: each pending claim of that class gets a
-// PersistentVolume bound to it (a hostPath that nothing ever mounts), and released volumes are removed.
+// The local cluster's storage: there is no CSI driver, so nothing would ever bind a PersistentVolumeClaim
+// and pods using one would stay unschedulable. This provisioner plays the part of a dynamic provisioner
+// for the default StorageClass: each pending claim of that class gets a PersistentVolume bound to it, a
+// hostPath directory under the cluster's own directory (argv[3]) that the real worker's kubelet creates
+// and mounts (the worker shares this machine's filesystem; KWOK mounts nothing), and released volumes
+// are removed.
+// Usage: volume-provisioner.ts <kubeconfig> <volume root directory>
 import { KubeConfig } from '@kubernetes/client-node';
 import { Informer } from '../../src/controller/informer.ts';
 import { KubeApiError, KubeClient } from '../../src/controller/kube-client.ts';
@@ -10,6 +13,7 @@ import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/cl
 export const provisionerName = 'kwok.iotedge-operator.io/local';
 export const storageClassName = 'standard';
 
+const volumeRoot = process.argv[3] ?? '/var/lib/kwok-volumes';
 const kc = new KubeConfig();
 kc.loadFromFile(process.argv[2] ?? process.env.KUBECONFIG ?? '');
 const client = new KubeClient({ kubeConfig: kc });
@@ -35,7 +39,7 @@ function provision(claim: V1PersistentVolumeClaim): void {
       storageClassName,
       persistentVolumeReclaimPolicy: 'Retain',
       volumeMode: claim.spec?.volumeMode ?? 'Filesystem',
-      hostPath: { path: `/var/lib/kwok-volumes/${uid}` },
+      hostPath: { path: `${volumeRoot}/${uid}`, type: 'DirectoryOrCreate' },
       claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: claim.metadata!.namespace!, name: claim.metadata!.name!, uid },
     },
   };

@@ -1,0 +1,83 @@
+// Process and command helpers shared by the control plane and the worker node: detached daemons whose
+// PIDs are recorded (and checked against PID reuse), polling, and kubectl at the cluster's version.
+import { execFile, spawn } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const run = promisify(execFile);
+
+export const log = (message: string) => process.stderr.write(`[cluster] ${message}\n`);
+
+/**
+ * Starts a daemon detached (so it outlives `cluster:up`), its output appended to `logFile`; returns its
+ * PID, which is what stops it later. `netns` runs it in that network namespace (nsenter execs the binary,
+ * so the PID and argv[0] are the binary's own).
+ */
+export function startDetached(logFile: string, binary: string, args: string[], netns?: string): number {
+  const out = openSync(logFile, 'a');
+  const [program, argv] = netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', binary, ...args]] : [binary, args];
+  const child = spawn(program, argv, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${binary}`);
+  return child.pid;
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** True when this PID is alive and still runs the binary we started (guards against PID reuse). */
+export function isOurProcess(pid: number | undefined, binary: string, dir?: string): boolean {
+  if (!pid) return false;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // A process of ours was given this cluster's directory (its kubeconfig or data dir) in its arguments.
+    return argv[0] === binary && (dir === undefined || argv.some((a) => a.includes(dir)));
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`, for each PID that `ours` still recognises. */
+export async function stopPids(pids: number[], ours: (pid: number) => boolean, graceMs = 10_000): Promise<void> {
+  const running = pids.filter(ours);
+  for (const pid of running) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && running.some(ours)) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of running) if (ours(pid)) process.kill(pid, 'SIGKILL');
+}
+
+export async function kubectl(state: { bin: string; kubeconfig: string }, args: string[], input?: string): Promise<string> {
+  const child = spawn(join(state.bin, 'kubectl'), ['--kubeconfig', state.kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(input ?? '');
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr.trim()}`);
+  return stdout;
+}
+
+/** Runs a build script whose last stdout lines are its results; its progress goes to our stderr. */
+export function runBuildScript(script: string, args: string[] = []): Promise<string[]> {
+  return new Promise((resolveLines, reject) => {
+    const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolveLines(out.trim().split('\n').filter(Boolean)) : reject(new Error(`${script} exited with ${code}`)),
+    );
+  });
+}
