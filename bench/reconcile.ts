@@ -14,7 +14,7 @@ import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { manifestFromResource } from '../src/manifest/resource.ts';
 import { defaultSettings, toWire, translate } from '../src/translate/index.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../test/support/samples.ts';
-import { freePort, kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
+import { freePort, kubectl, kwokNamespaceAnnotations, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
 import { numberList, option, percentile } from './support.ts';
 
 interface Options {
@@ -160,13 +160,14 @@ interface Figures {
 }
 
 async function measure(n: number, options: Options): Promise<Figures> {
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), `iotedge-operator-bench-${n}-`)));
+  // KWOK only: thousands of pods, none of them run.
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), `iotedge-operator-bench-${n}-`)), { worker: false, kwokNodes: 1 });
   try {
     await kubectl(state, ['apply', '--server-side', '-f', join(repoRoot, 'crds')]);
     await kubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
     const base = Array.from({ length: n }, (_, i) => `base-${i}`);
     const ours = Array.from({ length: n }, (_, i) => `ours-${i}`);
-    await kubectl(state, ['apply', '-f', '-'], yamlStream([...base, ...ours].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }))));
+    await kubectl(state, ['apply', '-f', '-'], yamlStream([...base, ...ours].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations: kwokNamespaceAnnotations } }))));
     await poll(async () => {
       const sas = JSON.parse(await kubectl(state, ['get', 'serviceaccounts', '-A', '--field-selector', 'metadata.name=default', '-o', 'json'])) as { items: unknown[] };
       return sas.items.length >= 2 * n + 4 ? true : undefined;

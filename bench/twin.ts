@@ -15,7 +15,7 @@ import { KubeClient } from '../src/controller/kube-client.ts';
 import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { Informer } from '../src/controller/informer.ts';
 import { startHubEmulator, type HubEmulator, type JsonObject } from '../src/emulator/index.ts';
-import { kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
+import { kubectl, kwokNamespaceAnnotations, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../scripts/cluster/control-plane.ts';
 import { bindDevice, deploy, manifest, serviceRegistry } from '../test/e2e/iothub-support.ts';
 import { isReady } from '../test/support/samples.ts';
 import { startTestOperator } from '../test/support/operator.ts';
@@ -95,7 +95,7 @@ async function measure(state: ClusterState, hub: HubEmulator, deviceCount: numbe
   const cluster = asTestCluster(state);
   const registry = serviceRegistry(hub);
   const devices = Array.from({ length: deviceCount }, (_, i) => `twin-${deviceCount}-${i}`);
-  await kubectl(state, ['apply', '-f', '-'], devices.map((name) => JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })).join('\n---\n'));
+  await kubectl(state, ['apply', '-f', '-'], devices.map((name) => JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations: kwokNamespaceAnnotations } })).join('\n---\n'));
   for (const d of devices) {
     hub.createEdgeDevice(d);
     await bindDevice(cluster, hub, d);
@@ -171,7 +171,8 @@ const row = (label: string, values: number[]) => [label, ms(percentile(values, 5
 
 export async function main(args: string[]): Promise<void> {
   const options = parseArgs(args);
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-twin-bench-')));
+  // KWOK only: the figures are the operator's and the API server's, not a kubelet's.
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-twin-bench-')), { worker: false, kwokNodes: 1 });
   const hub = await startHubEmulator({ hubName: 'bench-hub' });
   // One reportedPatch listener per device and change in flight.
   hub.setMaxListeners(0);

@@ -9,7 +9,9 @@ import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import iothub from 'azure-iothub';
 import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { startHubEmulator, type HubEmulator } from '../src/emulator/index.ts';
-import { defaultClusterDir, healthyCluster, kubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from './cluster/control-plane.ts';
+import {
+  defaultClusterDir, healthyCluster, kubectl, kwokNamespaceAnnotations, repoRoot, startControlPlane, stopControlPlane, type ClusterState,
+} from './cluster/control-plane.ts';
 
 const deviceId = 'demo-device';
 const namespace = deviceId;
@@ -47,7 +49,7 @@ async function ensureCluster(): Promise<ClusterState> {
     step(`using the local control plane that is already running (${running.apiServerUrl})`);
     return running;
   }
-  step('starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK worker); the first run builds them from the Go module proxy');
+  step('starting the local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the real worker edge-worker-0, a KWOK node); the first run builds them from the Go module proxy');
   startedCluster = true;
   return startControlPlane(defaultClusterDir);
 }
@@ -67,7 +69,8 @@ async function createEdgeDevice(registry: iothub.Registry): Promise<string> {
 
 async function bindDevice(state: ClusterState, connectionString: string): Promise<void> {
   const docs = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    // On the KWOK node: the sample's images are not built for the real worker yet.
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, annotations: kwokNamespaceAnnotations } },
     // ca.crt: the operator trusts the emulator's CA for this device only (see docs/iothub.md).
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'iothub-device', namespace }, type: 'Opaque', stringData: { connectionString, 'ca.crt': hub!.caCertPem } },
     {

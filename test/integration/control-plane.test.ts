@@ -1,5 +1,6 @@
-// Proves the harness: the real control plane schedules pods on the KWOK worker, garbage-collects
-// through ownerReferences, and the project's fault stages give the documented pod statuses.
+// Proves the harness: the real control plane has the real worker and a tainted KWOK node, places a
+// namespace's pods on KWOK when the namespace asks for it, garbage-collects through ownerReferences, and
+// the project's KWOK fault stages give the documented pod statuses. (Real pods: real-worker.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
@@ -29,11 +30,17 @@ async function podWhen(name: string, predicate: (pod: V1Pod) => boolean, timeout
 }
 
 describe('local control plane', () => {
-  it('has one Ready worker node managed by KWOK', async () => {
-    const nodes = await cluster.core.listNode();
-    expect(nodes.items).toHaveLength(1);
-    const ready = nodes.items[0]?.status?.conditions?.find((c) => c.type === 'Ready');
-    expect(ready?.status).toBe('True');
+  it('has the Ready real worker edge-worker-0 and a Ready KWOK node that is tainted', async () => {
+    const nodes = (await cluster.core.listNode()).items;
+    const ready = (name: string) => nodes.find((n) => n.metadata?.name === name)?.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    expect(ready('edge-worker-0')).toBe('True');
+    expect(nodes.find((n) => n.metadata?.name === 'edge-worker-0')?.status?.nodeInfo?.kubeletVersion).toMatch(/^v1\.34\.\d+$/);
+    const kwok = nodes.filter((n) => n.metadata?.labels?.type === 'kwok');
+    expect(kwok.length).toBeGreaterThanOrEqual(1);
+    for (const node of kwok) {
+      expect(ready(node.metadata!.name!)).toBe('True');
+      expect(node.spec?.taints).toContainEqual(expect.objectContaining({ key: 'kwok.x-k8s.io/node', effect: 'NoSchedule' }));
+    }
   });
 
   it('runs API server version 1.34 with RBAC on', async () => {
@@ -43,7 +50,7 @@ describe('local control plane', () => {
     expect(apis).toContain('rbac.authorization.k8s.io/v1');
   });
 
-  it("schedules a Deployment's pod onto the worker and it becomes Running and Ready", async () => {
+  it("schedules a KWOK namespace's Deployment pod onto a KWOK node and it becomes Running and Ready", async () => {
     await cluster.apps.createNamespacedDeployment({
       namespace: ns,
       body: {
@@ -59,7 +66,7 @@ describe('local control plane', () => {
       const pods = await cluster.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
       return pods.items.find((p) => p.status?.phase === 'Running');
     });
-    expect(pod.spec?.nodeName).toBe('edge-worker-0');
+    expect(pod.spec?.nodeName).toMatch(/^kwok-node-\d+$/);
     expect(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     await eventually('deployment available', async () => {
       const d = await cluster.apps.readNamespacedDeployment({ name: 'web', namespace: ns });

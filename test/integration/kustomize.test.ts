@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1Deployment, V1PolicyRule } from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
-import { repoRoot } from '../../scripts/cluster/control-plane.ts';
+import { kwokNamespaceAnnotations, repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd } from '../support/operator.ts';
 
@@ -95,6 +95,14 @@ describe('an overlay of manifests/base into a namespace of its own', () => {
       '      apiVersion: apiextensions.k8s.io/v1',
       '      kind: CustomResourceDefinition',
       '      metadata: { name: any }',
+      // The operator's image exists only as a name here: its pod goes to the KWOK node.
+      '  - target: { kind: Namespace }',
+      '    patch: |',
+      '      apiVersion: v1',
+      '      kind: Namespace',
+      '      metadata:',
+      '        name: any',
+      `        annotations: ${JSON.stringify(kwokNamespaceAnnotations)}`,
       '',
     ].join('\n'));
   });

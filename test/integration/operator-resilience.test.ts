@@ -110,7 +110,8 @@ describe('API server restarted mid-reconcile', () => {
   let manager: OperatorManager | undefined;
 
   beforeAll(async () => {
-    state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bounce-')));
+    // A second, KWOK-only cluster of its own: this test stops its API server.
+    state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bounce-')), { worker: false, kwokNodes: 1 });
     await clusterKubectl(state, ['apply', '--server-side', '-f', join(repoRoot, 'crds')]);
     await clusterKubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
   });

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { kubectl as runKubectl } from '../../scripts/cluster/control-plane.ts';
+import { kubectl as runKubectl, kwokNamespaceAnnotations } from '../../scripts/cluster/control-plane.ts';
 
 export interface TestCluster {
   kubeconfigPath: string;
@@ -55,10 +55,18 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
   }
 }
 
+/**
+ * Where a namespace's pods run: `kwok` (the default) on the tainted KWOK nodes, which mark any pod
+ * Running without running it (for tests whose images exist only as names, and KWOK fault stages);
+ * `real` on the real worker edge-worker-0, with real containers (images must be in its containerd).
+ */
+export type Placement = 'kwok' | 'real';
+
 /** A namespace of its own for a test file, ready for pods (its default ServiceAccount exists). */
-export async function createTestNamespace(cluster: TestCluster, prefix: string): Promise<string> {
+export async function createTestNamespace(cluster: TestCluster, prefix: string, placement: Placement = 'kwok'): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase();
-  await cluster.core.createNamespace({ body: { metadata: { name, labels: { 'iotedge-operator.io/test': 'true' } } } });
+  const annotations = placement === 'kwok' ? kwokNamespaceAnnotations : {};
+  await cluster.core.createNamespace({ body: { metadata: { name, labels: { 'iotedge-operator.io/test': 'true' }, annotations } } });
   await eventually(`ServiceAccount default in ${name}`, async () =>
     (await cluster.core.readNamespacedServiceAccount({ name: 'default', namespace: name })) ?? undefined,
   );

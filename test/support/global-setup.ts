@@ -1,4 +1,6 @@
-// Starts one control plane for the whole jest run, or reuses the one `npm run cluster:up` started.
+// Starts one cluster (control plane, the real worker edge-worker-0, one KWOK node) for the whole jest
+// run, or reuses the one `npm run cluster:up` started in this worktree if it has a real worker. Several
+// runs on one machine each get their own worker slot (see scripts/cluster/worker.ts).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,12 +16,16 @@ export default async function globalSetup(): Promise<void> {
   globalThis.__iotedgeClusterUsers = (globalThis.__iotedgeClusterUsers ?? 0) + 1;
   if (process.env.IOTEDGE_TEST_KUBECONFIG) return;
   let state = process.env.IOTEDGE_TEST_FRESH_CLUSTER ? undefined : await healthyCluster(defaultClusterDir);
+  if (state && (!state.worker || !state.kwokNodes?.length)) {
+    process.stderr.write('\n[test] the cluster from npm run cluster:up has no real worker or no KWOK node; starting one for this run\n');
+    state = undefined;
+  }
   if (state) {
     process.stderr.write(`\n[test] reusing the control plane from npm run cluster:up (${state.apiServerUrl})\n`);
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'iotedge-operator-test-'));
-    process.stderr.write(`\n[test] starting a control plane for this run in ${dir}\n`);
-    state = await startControlPlane(dir);
+    process.stderr.write(`\n[test] starting a cluster for this run in ${dir}\n`);
+    state = await startControlPlane(dir, { worker: true, kwokNodes: 1 });
     globalThis.__iotedgeClusterStartedDir = dir;
   }
   process.env.IOTEDGE_TEST_KUBECONFIG = state.kubeconfig;
