@@ -52,6 +52,8 @@ async function logsContaining(namespace: string, module: string, text: string, t
   }, timeoutMs);
 }
 
+const running = (pod: V1Pod) => pod.status?.containerStatuses?.every((c) => c.state?.running) === true;
+
 async function freshNamespace(prefix: string): Promise<string> {
   const ns = await createTestNamespace(cluster, prefix, 'real');
   namespaces.push(ns);
@@ -116,6 +118,8 @@ describe('modules as real containers on edge-worker-0', () => {
       sick: shellModule('echo started; sleep 86400', { restartPolicy: 'on-unhealthy' }, {
         // Docker durations are nanoseconds: probe every second, unhealthy after one failure.
         Healthcheck: { Test: ['CMD', 'false'], Interval: 1_000_000_000, Timeout: 1_000_000_000, Retries: 1 },
+        // sh as PID 1 ignores SIGTERM: without this the kubelet would wait the default 30 s before each kill.
+        StopTimeout: 1,
       }),
     });
     const restarted = await until(ns, 'sick restarted by its failing probe', (e) => (e.status?.modules?.sick?.restartCount ?? 0) >= 1);
@@ -161,7 +165,7 @@ describe('modules as real containers on edge-worker-0', () => {
       // DNS may answer a moment after CoreDNS is Ready (a known blip): the client retries for a while.
       client: shellModule('for i in $(seq 60); do httpget -timeout 2s http://web:8080/ && echo reached-web && break; sleep 1; done; sleep 86400'),
     });
-    const service = await cluster.core.readNamespacedService({ name: 'web', namespace: ns });
+    const service = await eventually('Service web', () => cluster.core.readNamespacedService({ name: 'web', namespace: ns }));
     expect(service.spec?.ports?.[0]?.port).toBe(8080);
     const logs = await logsContaining(ns, 'client', 'reached-web', 120_000);
     expect(logs).toContain('hello-from-web');
@@ -169,8 +173,8 @@ describe('modules as real containers on edge-worker-0', () => {
 
   it('gives a module its StopTimeout: SIGTERM first, and time to finish before the kill', async () => {
     const ns = await freshNamespace('real-stop');
-    // On SIGTERM the module writes to its volume, takes 2 s to finish, and writes again; the next pod prints the file.
-    const script = 'cat /data/stop.log 2>/dev/null; trap \'echo got-SIGTERM >> /data/stop.log; sleep 2; echo finished-cleanly >> /data/stop.log; exit 0\' TERM; ' +
+    // On SIGTERM the module writes to its volume, takes 2 s to finish, and writes again.
+    const script = 'trap \'echo got-SIGTERM >> /data/stop.log; sleep 2; echo finished-cleanly >> /data/stop.log; exit 0\' TERM; ' +
       'echo running; while true; do sleep 1; done';
     await deploy(ns, { graceful: shellModule(script, {}, { StopTimeout: 20, HostConfig: { Binds: ['gracefuldata:/data'] } }) });
     await until(ns, 'Ready', isReady);
@@ -179,7 +183,13 @@ describe('modules as real containers on edge-worker-0', () => {
     expect(first?.spec?.terminationGracePeriodSeconds).toBe(20);
     // Deleted as Kubernetes deletes a pod: SIGTERM, then SIGKILL when the pod's grace period (StopTimeout) ends.
     await cluster.core.deleteNamespacedPod({ name: first!.metadata!.name!, namespace: ns });
-    const logs = await logsContaining(ns, 'graceful', 'finished-cleanly');
-    expect(logs.indexOf('got-SIGTERM')).toBeLessThan(logs.indexOf('finished-cleanly'));
+    await eventually('the first pod gone', async () => ((await modulePods(ns, 'graceful')).some((p) => p.metadata?.uid === first!.metadata!.uid) ? undefined : true));
+    // Its replacement mounts the same claim: read what the stopped container wrote.
+    const written = await eventually('the replacement running', async () => {
+      const [pod] = await modulePods(ns, 'graceful');
+      if (!pod || !running(pod)) return undefined;
+      return kubectl(cluster, ['-n', ns, 'exec', pod.metadata!.name!, '--', 'cat', '/data/stop.log']);
+    });
+    expect(written.split('\n').filter(Boolean)).toEqual(['got-SIGTERM', 'finished-cleanly']);
   });
 });
