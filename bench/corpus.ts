@@ -28,7 +28,8 @@ export async function main(args: string[]): Promise<void> {
   const count = Number(option(args, '--count') ?? 2000);
   const seed = Number(option(args, '--seed') ?? 20261203);
   const concurrency = Number(option(args, '--concurrency') ?? 6);
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bench-corpus-')));
+  // Server-side dry runs only: no node is needed beyond KWOK's.
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bench-corpus-')), { worker: false, kwokNodes: 1 });
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(state.kubeconfig);

@@ -20,7 +20,8 @@ export async function main(args: string[]): Promise<void> {
   const minutes = Number(option(args, '--minutes') ?? 10);
   const refreshMs = Number(option(args, '--refresh-seconds') ?? 10) * 1000;
   const deviceCount = Number(option(args, '--devices') ?? 3);
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-steady-bench-')));
+  // KWOK only: the figures are the operator's writes, not a kubelet's.
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-steady-bench-')), { worker: false, kwokNodes: 1 });
   const hub = await startHubEmulator({ hubName: 'steady-bench-hub' });
   hub.setMaxListeners(0);
   setDefaultCACertificates([...getCACertificates('default'), hub.caCertPem]);
