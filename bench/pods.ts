@@ -106,7 +106,7 @@ export async function main(args: string[]): Promise<void> {
     await kubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
     const kc = new KubeConfig();
     kc.loadFromFile(state.kubeconfig);
-    manager = new OperatorManager({ kubeConfig: kc, namespaces: 'all', settings: defaultSettings, concurrency: 4, logger: createLogger({ level: 'silent', name: 'bench' }) });
+    manager = new OperatorManager({ kubeConfig: kc, namespaces: 'all', settings: { ...defaultSettings, edgeHub: 'stock' }, concurrency: 4, logger: createLogger({ level: 'silent', name: 'bench' }) });
     await manager.start();
     pods = new Informer<V1Pod>({ kubeConfig: kc, path: '/api/v1/pods' });
     await pods.start();

@@ -58,7 +58,8 @@ async function freshNamespace(prefix: string): Promise<string> {
   const ns = await createTestNamespace(cluster, prefix, 'real');
   namespaces.push(ns);
   await operator?.stop();
-  operator = await startTestOperator(kubeConfig, [home, ...namespaces]);
+  // stock: edgeHub runs the manifest's image (busybox here), not the built-in hub's operator image.
+  operator = await startTestOperator(kubeConfig, [home, ...namespaces], { edgeHub: 'stock' });
   return ns;
 }
 
