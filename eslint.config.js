@@ -16,8 +16,8 @@ export const layers = {
   store: ['runtime'],
   emulator: ['runtime', 'iothub-mqtt'],
   edgehub: ['runtime', 'manifest', 'routing', 'store', 'iothub-mqtt', 'certs'],
-  controller: ['api', 'manifest', 'translate', 'runtime'],
-  iothub: ['api', 'manifest', 'translate', 'runtime', 'controller'],
+  controller: ['api', 'manifest', 'translate', 'runtime', 'certs'],
+  iothub: ['api', 'manifest', 'translate', 'runtime', 'controller', 'certs'],
   cli: ['api', 'manifest', 'translate', 'runtime', 'controller', 'iothub', 'emulator', 'certs', 'iothub-mqtt', 'routing', 'store', 'edgehub'],
 };
 
