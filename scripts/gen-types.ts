@@ -22,6 +22,8 @@ const typeNames: Record<string, string> = {
   spec: 'EdgeDeploymentSpec',
   'spec.iotHub': 'IoTHubBinding',
   'spec.iotHub.connectionStringSecretRef': 'SecretKeyReference',
+  'spec.certificates': 'CertificatesSpec',
+  'spec.certificates.deviceCaSecretRef': 'SecretReference',
   'spec.agent': 'AgentSpec',
   'spec.agent.runtime': 'RuntimeSpec',
   'spec.agent.runtime.settings': 'RuntimeSettingsSpec',

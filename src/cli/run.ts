@@ -42,6 +42,18 @@ export interface RunFlags extends PolicyFlags {
   twinSync?: boolean;
   edgeHub?: 'builtin' | 'stock';
   edgeHubImage?: string;
+  /** Lifetimes of the device CA and edgeHub's certificate, e.g. 90d, 12h, 600s. */
+  deviceCaLifetime: string;
+  edgeHubCertLifetime: string;
+}
+
+const durationUnits: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90d`, `12h`, `30m`, `600s` in milliseconds; throws naming the flag for anything else. */
+export function parseDuration(flag: string, value: string): number {
+  const match = /^(\d+)([smhd])$/.exec(value.trim());
+  if (!match || Number(match[1]) === 0) throw new Error(`${flag}: "${value}" is not a duration such as 90d, 12h, 30m or 600s`);
+  return Number(match[1]) * durationUnits[match[2]!]!;
 }
 
 const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
@@ -94,6 +106,8 @@ export function runCommand(): Command {
     .addOption(flag('--hub-host-name <host>', 'IOTEDGE_OPERATOR_HUB_HOST_NAME', 'IoT Hub host name given to modules when an EdgeDeployment has no IoT Hub binding'))
     .addOption(flag('--edge-hub <kind>', 'IOTEDGE_OPERATOR_EDGE_HUB', 'what runs as $edgeHub: builtin (iotedge-operator edgehub) or stock (the manifest\'s image); default: builtin without spec.iotHub (kubectl mode), stock with it').choices(['builtin', 'stock']))
     .addOption(flag('--edge-hub-image <image>', 'IOTEDGE_OPERATOR_EDGE_HUB_IMAGE', 'image of the built-in hub (default: $IOTEDGE_OPERATOR_IMAGE, the operator\'s own image)'))
+    .addOption(flag('--device-ca-lifetime <duration>', 'IOTEDGE_OPERATOR_DEVICE_CA_LIFETIME', 'lifetime of each device CA the operator makes (renewed at 2/3)').default('1825d'))
+    .addOption(flag('--edgehub-cert-lifetime <duration>', 'IOTEDGE_OPERATOR_EDGEHUB_CERT_LIFETIME', 'lifetime of edgeHub\'s server certificate (renewed at 2/3; the stock edgeHub needs more than 5 minutes)').default('90d'))
     .addOption(flag('--no-twin-sync', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC', 'do not connect EdgeDeployments with spec.iotHub to IoT Hub (twin sync runs by default and only acts on bound resources)'))
     .action(async (flags: RunFlags) => {
       await runOperator(flags);
@@ -188,6 +202,10 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     concurrency,
     logger: log,
     defaultHubHostName: flags.hubHostName,
+    certificateLifetimes: {
+      caMs: parseDuration('--device-ca-lifetime', flags.deviceCaLifetime),
+      serverMs: parseDuration('--edgehub-cert-lifetime', flags.edgeHubCertLifetime),
+    },
     queueMetrics: {
       depth: queueHooks.onDepth,
       addsTotal: queueHooks.onAdd,

@@ -4,6 +4,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { EdgeDeployment } from '../api/edge-deployment.ts';
 import { labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
+import type { CertificateLifetimes } from './device-trust.ts';
 import { EventRecorder } from './events.ts';
 import { enqueueObject, Informer, mapToOwner } from './informer.ts';
 import { KubeApiError, KubeClient, type Logger } from './kube-client.ts';
@@ -19,6 +20,8 @@ export interface ManagerOptions {
   concurrency: number;
   logger: Logger;
   defaultHubHostName?: string;
+  /** Lifetimes of each device CA and edgeHub server certificate the operator issues. */
+  certificateLifetimes?: CertificateLifetimes;
   queueMetrics?: WorkQueueMetrics;
   reconcileMetrics?: ReconcileMetrics;
   /** Module counts by runtimeStatus per EdgeDeployment, and a deleted EdgeDeployment (metrics). */
@@ -135,6 +138,7 @@ export class OperatorManager {
       events,
       logger: log,
       defaultHubHostName: options.defaultHubHostName,
+      ...(options.certificateLifetimes ? { certificateLifetimes: options.certificateLifetimes } : {}),
       onModuleStatus: options.onModuleStatus,
     });
   }

@@ -15,7 +15,10 @@ import { toWire, translate, type ModulePlan, type TranslationResult } from '../t
 import { annotationKeys, labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
 import type { BuiltinEdgeHub } from '../translate/builtin-hub.ts';
+import { deriveModuleKey } from '../runtime/sas.ts';
+import { edgeHubModuleId, localHubHostName } from '../translate/identity.ts';
 import { mergeConditions, type ConditionInput } from './conditions.ts';
+import { defaultLifetimes, DeviceCaError, DeviceTrustKeeper, readOrCreateRootKey, type CertificateLifetimes, type DeviceTrust } from './device-trust.ts';
 import type { EventRecorder } from './events.ts';
 import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
 import { observeModule, type ModuleObservation } from './module-status.ts';
@@ -47,8 +50,16 @@ export interface ReconcilerOptions {
   onModuleStatus?: (namespace: string, name: string, counts: Record<string, number>) => void;
   /** The IoT Hub host name modules are told (IOTEDGE_IOTHUBHOSTNAME) when no binding says otherwise. */
   defaultHubHostName?: string;
+  /** Lifetimes of the device CA and edgeHub's server certificate (default: 5 years, 90 days). */
+  certificateLifetimes?: CertificateLifetimes;
   now?: () => Date;
 }
+
+/**
+ * A renewal due within this is scheduled with its own requeue. Anything later is seen again at the
+ * informers' resync (every 10 hours), which replays every EdgeDeployment, so nothing waits past it.
+ */
+const renewalHorizonMs = 12 * 3600_000;
 
 interface Invalid {
   issues: ManifestIssue[];
@@ -81,8 +92,17 @@ export class EdgeDeploymentReconciler {
   private readonly appliedGenerations = new Map<string, Map<string, { uid: string | undefined; generation: number }>>();
   /** By EdgeDeployment key: how many reconciles in a row the API server refused a child. */
   private readonly refusedAttempts = new Map<string, number>();
+  private readonly trust: DeviceTrustKeeper;
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.trust = new DeviceTrustKeeper({
+      client: options.client,
+      secrets: options.children.get('Secret') as ObjectCache<V1Secret> | undefined,
+      lifetimes: options.certificateLifetimes ?? defaultLifetimes,
+      edgeHubServiceName: options.settings.edgeHubServiceName,
+      logger: options.logger,
+      now: options.now,
+    });
   }
 
   async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
@@ -114,11 +134,21 @@ export class EdgeDeploymentReconciler {
       return { requeueAfterMs: 30_000 };
     }
     const deviceId = ed.spec?.deviceId ?? namespace;
-    const credentialSecrets = this.moduleCredentialSecrets(namespace, name);
+    let trust: DeviceTrust;
+    try {
+      trust = await this.trust.ensure(ed);
+    } catch (error) {
+      if (!(error instanceof DeviceCaError)) throw error;
+      await this.writeInvalid(ed, log, { issues: [{ code: 'IEO_CA_SECRET', path: '/spec/certificates/deviceCaSecretRef', message: error.message }], code: 'IEO_CA_SECRET' }, conditionReasons.invalidDesiredState);
+      return { requeueAfterMs: 30_000 };
+    }
+    const iotHubMode = ed.spec?.iotHub !== undefined;
+    const credentialSecrets = iotHubMode ? this.moduleCredentialSecrets(namespace, name) : {};
     // Most reconciles follow a child's status change with the spec unchanged: translation is then reused.
-    const memoKey = contentHash([ed.metadata?.uid, ed.metadata?.generation, passwords.values, credentialSecrets, ed.spec?.iotHub?.hostName]);
+    const memoKey = contentHash([ed.metadata?.uid, ed.metadata?.generation, passwords.values, credentialSecrets, ed.spec?.iotHub?.hostName, iotHubMode, trust.caSha256, trust.serverCertSha256]);
     let memo = this.translations.get(key);
     if (memo?.key !== memoKey) {
+      const localIdentities = iotHubMode ? undefined : await this.localIdentities(ed, deviceId, parsed.value);
       const translated = translate({
         manifest: parsed.value,
         namespace,
@@ -129,6 +159,9 @@ export class EdgeDeploymentReconciler {
         registryPasswords: passwords.values,
         moduleCredentialSecrets: credentialSecrets,
         ...builtinEdgeHubFor(ed, this.o.settings),
+        ...(localIdentities ? { localIdentities } : {}),
+        edgeHubConfigSource: iotHubMode ? 'twin' : 'local',
+        trust: { caSha256: trust.caSha256, serverCertSha256: trust.serverCertSha256 },
       });
       if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
       // Claims first, so a workload never waits on a volume the same pass would create.
@@ -193,6 +226,9 @@ export class EdgeDeploymentReconciler {
       await this.o.events.record(ed, 'Normal', ed.status?.observedGeneration === undefined ? 'Created' : 'Updated',
         `applied generation ${ed.metadata?.generation}: ${plan.modules.length} module(s)${warnings.length ? `, ${warnings.length} warning(s): ${warnings.map((w) => `${w.code} ${w.path}`).join('; ')}` : ''}`);
     }
+    // Come back when a certificate is due, so it is renewed on time even if nothing else happens.
+    const untilRenewal = Math.max(1_000, trust.renewAt.getTime() - (this.o.now?.() ?? new Date()).getTime());
+    if (untilRenewal <= renewalHorizonMs) return { requeueAfterMs: untilRenewal };
   }
 
   /** Whether the cache shows this exact object applied already (same applied-hash annotation). */
@@ -278,6 +314,19 @@ export class EdgeDeploymentReconciler {
       await this.o.events.record(ed, 'Warning', 'ApplyRefused', summary);
     }
     return { requeueAfterMs: refusalBackoffMs(attempt) };
+  }
+
+  /**
+   * kubectl mode: every module's key (and $edgeHub's) derived from the device root key, as the
+   * `<module>-iothub` Secrets carry them. Read only when the translation is redone.
+   */
+  private async localIdentities(ed: EdgeDeployment, deviceId: string, manifest: DeploymentManifest): Promise<{ hostName: string; keys: Record<string, string> }> {
+    const rootKey = await readOrCreateRootKey(this.o.client, ed, this.o.logger);
+    const ids = [...(manifest.agent.systemModules.edgeHub ? [edgeHubModuleId] : []), ...Object.values(manifest.agent.modules).map((m) => m.id)];
+    return {
+      hostName: this.o.defaultHubHostName ?? localHubHostName(deviceId),
+      keys: Object.fromEntries(ids.map((id) => [id, deriveModuleKey(rootKey, deviceId, id)])),
+    };
   }
 
   /** One namespace, one device: the oldest EdgeDeployment (then by name) is the device. */

@@ -52,7 +52,4 @@ export function parseConnectionString(text: string): HubCredentials {
   };
 }
 
-/** A module connection string as azure-iot-device reads it. */
-export function moduleConnectionString(c: { hostName: string; deviceId: string; moduleId: string; sharedAccessKey: string; gatewayHostName?: string }): string {
-  return `HostName=${c.hostName};DeviceId=${c.deviceId};ModuleId=${c.moduleId};SharedAccessKey=${c.sharedAccessKey}${c.gatewayHostName ? `;GatewayHostName=${c.gatewayHostName}` : ''}`;
-}
+export { moduleConnectionString } from '../translate/identity.ts';

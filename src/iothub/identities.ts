@@ -1,26 +1,23 @@
-// Module identities of a device's custom modules, as IoT Edge's security daemon keeps them: created
-// through the device-scoped REST API when a module appears, deleted when it goes. Each module gets a
-// Secret `<module>-iothub` with an edgeHub-style connection string (GatewayHostName = the edgeHub
-// Service) and the hub's CA certificate, for the module's pod to read.
-import type { V1Secret } from '@kubernetes/client-node';
+// Module identities of a device's modules, as IoT Edge's identity service keeps them: created through
+// the device-scoped REST API when a module appears, with SAS keys derived from the device root key
+// (so the built-in hub and the operator know every key without storing it), deleted when it goes.
+// Each module gets a Secret `<module>-iothub` with an edgeHub-style connection string (GatewayHostName
+// = the edgeHub Service); $edgeHub's Secret `edgehub-iothub` holds the connection string the stock
+// edgeHub dials IoT Hub with.
 import { edgeDeploymentApiVersion, edgeDeploymentKind, type EdgeDeployment } from '../api/edge-deployment.ts';
-import { KubeApiError, type KubeClient } from '../controller/kube-client.ts';
-import { labelKeys, managedBy, moduleName, sanitizeLabelValue } from '../translate/names.ts';
+import { KubeApiError, type KubeClient, type Logger } from '../controller/kube-client.ts';
+import { deriveModuleKey } from '../runtime/sas.ts';
+import { edgeHubModuleId, moduleIdentitySecret, moduleSecretName } from '../translate/identity.ts';
 import { defaultSettings } from '../translate/settings.ts';
-import { moduleConnectionString } from './connection-string.ts';
 import type { DeviceApi, ModuleIdentity } from './device-api.ts';
+
+export { moduleSecretName, moduleSecretSuffix } from '../translate/identity.ts';
 
 /** IoT Edge marks the identities it manages so; only such identities are ever deleted. */
 export const edgeManagedBy = 'IotEdge';
 /** The edgeHub Service name modules reach edgeHub by (the translation names it so). */
 export const edgeHubGatewayHostName = defaultSettings.edgeHubServiceName;
-export const moduleSecretSuffix = '-iothub';
 export const twinSyncFieldManager = 'iotedge-operator-twin';
-
-/** `<module name>-iothub`: the Secret holding a module's identity. */
-export function moduleSecretName(moduleId: string): string {
-  return `${moduleName(moduleId)}${moduleSecretSuffix}`;
-}
 
 export interface IdentityPlan {
   create: string[];
@@ -38,19 +35,26 @@ export function planIdentities(desired: readonly string[], existing: readonly Pi
   };
 }
 
+/** The keys an identity gets: primary derived as aziot-identityd does, secondary derived apart so the two differ. */
+export function derivedKeys(rootKey: string, deviceId: string, moduleId: string): { primaryKey: string; secondaryKey: string } {
+  return { primaryKey: deriveModuleKey(rootKey, deviceId, moduleId), secondaryKey: deriveModuleKey(rootKey, deviceId, `${moduleId}/secondary`) };
+}
+
 export interface IdentitySyncInput {
   api: DeviceApi;
   client: KubeClient;
   resource: EdgeDeployment;
   hostName: string;
   deviceId: string;
-  caCertPem: string | undefined;
+  /** The device root key (base64) from `<edep>-device-identity`. */
+  rootKey: string;
+  logger: Logger;
 }
 
 /**
- * Brings the hub's module identities and the per-module Secrets in line with spec.agent.modules.
- * A module whose identity exists keeps its keys: re-putting an identity would rotate them under a
- * running module.
+ * Brings the hub's module identities (and $edgeHub's) and their Secrets in line with spec.agent.modules.
+ * An identity whose key is not the derived one is given it: once, when the operator first manages the
+ * device or after its root key was re-made.
  */
 export async function syncModuleIdentities(input: IdentitySyncInput): Promise<IdentityPlan> {
   const { api, client, resource } = input;
@@ -59,15 +63,21 @@ export async function syncModuleIdentities(input: IdentitySyncInput): Promise<Id
   const existing = await api.listModules();
   const plan = planIdentities(desired, existing);
   const byId = new Map(existing.map((m) => [m.moduleId, m]));
-  for (const id of desired) {
-    let identity = byId.get(id);
-    if (!identity) identity = await api.putModule(id, { managedBy: edgeManagedBy });
-    else if (!identity.authentication?.symmetricKey?.primaryKey) identity = await api.putModule(id, { managedBy: identity.managedBy ?? edgeManagedBy }, '*');
-    const key = identity.authentication?.symmetricKey?.primaryKey;
-    if (!key) throw new Error(`IoT Hub returned no key for module identity ${input.deviceId}/${id}`);
-    await applySecret(client, resource, moduleSecretName(id), id, {
-      EdgeHubConnectionString: moduleConnectionString({ hostName: input.hostName, deviceId: input.deviceId, moduleId: id, sharedAccessKey: key, gatewayHostName: edgeHubGatewayHostName }),
-      ...(input.caCertPem ? { 'ca.crt': input.caCertPem } : {}),
+  for (const id of [edgeHubModuleId, ...desired]) {
+    const keys = derivedKeys(input.rootKey, input.deviceId, id);
+    const identity = byId.get(id);
+    if (!identity) await api.putModule(id, { managedBy: edgeManagedBy, keys });
+    else if (identity.authentication?.symmetricKey?.primaryKey !== keys.primaryKey) {
+      await api.putModule(id, { managedBy: identity.managedBy ?? edgeManagedBy, keys }, '*');
+      input.logger.info({ module: id }, 'module identity given the key derived from the device root key');
+    }
+    const secret = moduleIdentitySecret({
+      moduleId: id, key: keys.primaryKey, hostName: input.hostName, deviceId: input.deviceId,
+      gatewayHostName: edgeHubGatewayHostName, namespace, labels: { ownerName: resource.metadata!.name!, deviceId: input.deviceId },
+    });
+    await applyObject(client, `/api/v1/namespaces/${namespace}/secrets/${encodeURIComponent(secret.metadata!.name!)}`, {
+      ...secret,
+      metadata: { ...secret.metadata, ownerReferences: [ownerReference(resource)] },
     });
   }
   for (const id of plan.remove) {
@@ -77,24 +87,6 @@ export async function syncModuleIdentities(input: IdentitySyncInput): Promise<Id
     });
   }
   return plan;
-}
-
-async function applySecret(client: KubeClient, owner: EdgeDeployment, name: string, moduleId: string, data: Record<string, string>): Promise<void> {
-  const namespace = owner.metadata!.namespace!;
-  const secret: V1Secret = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: {
-      name,
-      namespace,
-      labels: { [labelKeys.edgeDeployment]: sanitizeLabelValue(owner.metadata!.name!), [labelKeys.module]: moduleName(moduleId), [labelKeys.managedBy]: managedBy },
-      annotations: { 'iotedge-operator.io/module-id': moduleId },
-      ownerReferences: [ownerReference(owner)],
-    },
-    stringData: data,
-  };
-  await applyObject(client, `/api/v1/namespaces/${namespace}/secrets/${encodeURIComponent(name)}`, secret);
 }
 
 export function ownerReference(owner: EdgeDeployment) {

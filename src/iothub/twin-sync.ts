@@ -14,6 +14,7 @@ import {
 import { mergeConditions, type ConditionInput } from '../controller/conditions.ts';
 import { KubeApiError, type KubeClient, type Logger } from '../controller/kube-client.ts';
 import { JitteredBackoff } from '../controller/informer.ts';
+import { readOrCreateRootKey } from '../controller/device-trust.ts';
 import { contentHash, desiredVersionAnnotation } from '../controller/reconciler.ts';
 import { edgeDeploymentResource, objectPath } from '../controller/resources.ts';
 import { withDeadline } from '../runtime/deadline.ts';
@@ -323,7 +324,7 @@ export class DeviceTwinSync {
   }
 
   /** The key of one of the device's system modules, read (or initialised) with the device's own SAS. */
-  private async moduleKey(api: DeviceApi, moduleId: '$edgeAgent' | '$edgeHub'): Promise<string> {
+  private async moduleKey(api: DeviceApi, moduleId: '$edgeAgent'): Promise<string> {
     let identity = await withDeadline(api.getModule(moduleId), this.t.operationMs, `GET module ${moduleId}`);
     // A new edge device's system modules have no keys until the runtime initialises them.
     if (!identity) identity = await withDeadline(api.putModule(moduleId, { managedBy: 'IotEdge' }), this.t.operationMs, `PUT module ${moduleId}`);
@@ -493,27 +494,15 @@ export class DeviceTwinSync {
     await this.applyDesired(session, this.heldVersion ?? 0);
   }
 
-  /** The $edgeHub twin's desired properties, through a short connection as the device's $edgeHub. */
-  private async readEdgeHubDesired(session: Session): Promise<JsonObject> {
-    const key = await this.moduleKey(session.api!, '$edgeHub');
-    const client = await this.openClient(session.credentials, '$edgeHub', key, session.caCertPem);
-    try {
-      const twin = await withDeadline(client.getTwin(), this.t.operationMs, 'reading the $edgeHub twin');
-      return jsonClone(twin.properties.desired);
-    } finally {
-      client.on('error', () => undefined);
-      await withDeadline(client.close(), 5_000, 'closing the $edgeHub connection').catch(() => undefined);
-    }
-  }
-
   /** Writes the held desired state (version `version`) into the resource, or reports why it cannot. */
   private async applyDesired(session: Session, version: number): Promise<void> {
     if (version !== this.heldVersion || !this.held) return; // a later version is queued behind this one
     const resource = this.o.resource();
     if (!resource?.metadata?.uid) return;
     const agentDesired = this.held;
-    const hubDesired = session.api ? await this.readEdgeHubDesired(session) : undefined;
-    const outcome = specFromDesired(agentDesired, hubDesired, { namespace: this.namespace, name: this.name });
+    // The $edgeHub twin is edgeHub's own: it reads its routes there. Connecting as $edgeHub to read them
+    // would knock edgeHub off IoT Hub (one connection per identity), so spec.hub is left out here.
+    const outcome = specFromDesired(agentDesired, undefined, { namespace: this.namespace, name: this.name });
     if (!outcome.ok) {
       await this.reject(version, outcome.status, `the desired state of $version ${version} is invalid`);
       return;
@@ -558,13 +547,15 @@ export class DeviceTwinSync {
     if (session.api) {
       const applied = this.o.resource() ?? resource;
       const withSpec = { ...applied, spec: { ...applied.spec, ...outcome.value.spec } } as EdgeDeployment;
-      const identitiesKey = contentHash([session.credentials.hostName, session.credentials.deviceId, session.caCertPem ?? '', Object.keys(withSpec.spec?.agent?.modules ?? {}).sort()]);
+      const rootKey = await readOrCreateRootKey(this.o.client, applied, this.log);
+      // The root key is hashed in: a re-made root key re-keys the identities.
+      const identitiesKey = contentHash([session.credentials.hostName, session.credentials.deviceId, rootKey, Object.keys(withSpec.spec?.agent?.modules ?? {}).sort()]);
       if (identitiesKey !== this.identitiesKey) {
         // Before any identity exists: deleting the resource must then remove them (finalizer.ts).
         await addIdentitiesFinalizer(this.o.client, applied);
         const plan = await syncModuleIdentities({
-          api: session.api, client: this.o.client, resource: withSpec,
-          hostName: session.credentials.hostName, deviceId: session.credentials.deviceId, caCertPem: session.caCertPem,
+          api: session.api, client: this.o.client, resource: withSpec, logger: this.log,
+          hostName: session.credentials.hostName, deviceId: session.credentials.deviceId, rootKey,
         });
         this.identitiesKey = identitiesKey;
         if (plan.create.length || plan.remove.length) this.log.info({ created: plan.create, removed: plan.remove }, 'module identities updated');

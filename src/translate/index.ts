@@ -4,6 +4,7 @@
 import type {
   KubernetesObject,
   V1Deployment,
+  V1EnvVar,
   V1NetworkPolicy,
   V1NetworkPolicyPort,
   V1PersistentVolumeClaim,
@@ -17,7 +18,10 @@ import type { DeploymentManifest, DesiredStatus, ManifestIssue, ModuleSpec, Outc
 import { canonical, canonicalJson } from './canonical.ts';
 import { portName, type PortSpec } from './docker.ts';
 import { canonicalCreateOptions, originalPath } from './docker-keys.ts';
-import { edgeHubConfigMap, edgeHubPorts, routesMountPath, routesVolumeName } from './edgehub.ts';
+import {
+  configKeyOf, edgeHubConfigMap, edgeHubHttpsContainerPort, edgeHubPorts, forbiddenEdgeHubEnv, routesMountPath, routesVolumeName, stockEdgeHubRuntime,
+} from './edgehub.ts';
+import { edgeHubModuleId, edgeHubServerSecretName, moduleIdentitySecret, moduleSecretName } from './identity.ts';
 import type { VolumeClaimOptions } from './extensions.ts';
 import { Issues } from './issues.ts';
 import { draftModule, moduleEnv, type ModuleDraft } from './module.ts';
@@ -69,10 +73,21 @@ export interface TranslateInput {
    * edgeHub image; the controller decides it from the `--edge-hub` setting and the mode (docs/builtin-hub.md).
    */
   builtinEdgeHub?: BuiltinEdgeHub;
+   * kubectl mode (no IoT Hub): the identities the operator makes itself. Module id ('$edgeHub' for
+   * edgeHub) -> its SAS key, derived from the device root key; each becomes a `<module>-iothub` Secret.
+   */
+  localIdentities?: { hostName: string; keys: Record<string, string> };
+  /** Where edgeHub reads its routes: its own twin (IoT Hub mode) or routes__* variables (kubectl mode, the default). */
+  edgeHubConfigSource?: 'twin' | 'local';
+  /** SHA-256 of the device CA and of edgeHub's certificate: a change rolls the pods that read them at start. */
+  trust?: { caSha256?: string; serverCertSha256?: string };
 }
 
-/** Where a module finds the CA of its hub or gateway (EdgeModuleCACertificateFile). */
-export const moduleCaMountPath = '/etc/iotedge-operator/iothub';
+/** Where a module finds the device CA that edgeHub's certificate chains to (EdgeModuleCACertificateFile). */
+export const moduleCaMountPath = '/etc/iotedge-operator/device-ca';
+export const moduleCaVolumeName = 'device-ca';
+/** Pod annotations holding the trust fingerprints (see TranslateInput.trust). */
+export const trustAnnotations = { ca: 'iotedge-operator.io/device-ca-sha256', serverCert: 'iotedge-operator.io/edgehub-cert-sha256' } as const;
 
 export interface ObjectRef {
   apiVersion: string;
@@ -178,6 +193,18 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
 
   const claims = new Map<string, ClaimRequest>();
   const modulesExposingToPeers: string[] = [];
+  const serverSecretName = edgeHubServerSecretName(input.ownerName);
+  if (input.localIdentities) {
+    for (const entry of entries) {
+      const moduleId = entry.isEdgeHub ? edgeHubModuleId : entry.spec.id;
+      const key = input.localIdentities.keys[moduleId];
+      if (key === undefined) continue;
+      objects.push(moduleIdentitySecret({
+        moduleId, key, hostName: input.localIdentities.hostName, deviceId: input.deviceId,
+        gatewayHostName: settings.edgeHubServiceName, namespace, labels,
+      }));
+    }
+  }
 
   for (const entry of entries) {
     const { name, path, isEdgeHub } = entry;
@@ -228,7 +255,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       }
       draft.container.ports = builtin
         ? [{ name: 'mqtts', containerPort: builtinHubMqttPort, protocol: 'TCP' }, { name: 'metrics', containerPort: builtinHubMetricsPort, protocol: 'TCP' }]
-        : draft.clusterPorts.map((p) => ({ containerPort: p.port, protocol: p.protocol }));
+        : draft.clusterPorts.map((p) => ({ containerPort: containerPortOf(p, true), protocol: p.protocol }));
     }
     const clusterServiceName = isEdgeHub ? settings.edgeHubServiceName : name;
     const serviceOptions = draft.ext.serviceOptions;
@@ -358,16 +385,36 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       volumes.push(...runtime.volumes);
       draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), ...runtime.volumeMounts];
       draft.pod.securityContext = { ...draft.pod.securityContext, fsGroup: runtime.fsGroup };
-    }
-    const credentials = builtin ? undefined : input.moduleCredentialSecrets?.[spec.id];
-    if (credentials) {
-      volumes.push({ name: 'iothub-identity', secret: { secretName: credentials, items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true } });
-      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: 'iothub-identity', mountPath: moduleCaMountPath, readOnly: true }];
+      if (input.trust?.serverCertSha256) podAnnotations[trustAnnotations.serverCert] = input.trust.serverCertSha256;
+    } else if (isEdgeHub) {
+      const storageClaim = volumeClaimName(`${name}-storage`);
+      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-storage`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {} });
+      const runtime = stockEdgeHubRuntime({
+        hub: manifest.hub,
+        configSource: input.edgeHubConfigSource ?? 'local',
+        serverSecretName,
+        identitySecretName: moduleSecretName(edgeHubModuleId),
+        storageClaimName: storageClaim,
+      });
+      draft.container.env = withRuntimeEnv(draft.container.env ?? [], runtime.env, spec.id, path, issues);
+      volumes.push(...runtime.volumes);
+      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), ...runtime.volumeMounts];
+      for (const route of runtime.routesLosingFields) {
+        issues.warn('IEO_W_ROUTE_FIELD_IGNORED', `/modulesContent/$edgeHub/properties.desired/routes${pointer(route)}`,
+          `route ${JSON.stringify(route)}: edgeHub's local configuration takes the route text only; its priority and timeToLiveSecs are ignored`);
+      }
+      if (input.trust?.serverCertSha256) podAnnotations[trustAnnotations.serverCert] = input.trust.serverCertSha256;
+    } else {
+      // Every module trusts the device CA, which edgeHub's certificate chains to.
+      volumes.push({ name: moduleCaVolumeName, secret: { secretName: serverSecretName, items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+      draft.container.volumeMounts = [...(draft.container.volumeMounts ?? []), { name: moduleCaVolumeName, mountPath: moduleCaMountPath, readOnly: true }];
+      const credentials = input.localIdentities?.keys[spec.id] !== undefined ? moduleSecretName(spec.id) : input.moduleCredentialSecrets?.[spec.id];
       draft.container.env = [
         ...(draft.container.env ?? []),
-        { name: 'EdgeHubConnectionString', valueFrom: { secretKeyRef: { name: credentials, key: 'EdgeHubConnectionString' } } },
+        ...(credentials ? [{ name: 'EdgeHubConnectionString', valueFrom: { secretKeyRef: { name: credentials, key: 'EdgeHubConnectionString' } } }] : []),
         { name: 'EdgeModuleCACertificateFile', value: `${moduleCaMountPath}/ca.crt` },
       ];
+      if (input.trust?.caSha256) podAnnotations[trustAnnotations.ca] = input.trust.caSha256;
     }
     const imagePullSecrets = pullSecretsFor(spec.image, pullSecrets).map((n) => ({ name: n }));
     const podSpec: V1PodSpec = {
@@ -534,8 +581,29 @@ function applyProbes(draft: ModuleDraft, kind: ModulePlan['kind'], spec: ModuleS
 function servicePort(port: PortSpec, isEdgeHub: boolean, builtin = false): V1ServicePort {
   const known = isEdgeHub && port.protocol === 'TCP' ? edgeHubPorts.find((p) => p.port === port.port) : undefined;
   // The built-in hub has one TLS listener: AMQP and WebSocket clients reach it and are refused with a reason.
-  const targetPort = builtin && known ? builtinHubTargetPort(port.port) : port.port;
+  const targetPort = builtin && known ? builtinHubTargetPort(port.port) : containerPortOf(port, isEdgeHub);
   return { name: known?.name ?? portName(port), port: port.port, targetPort, protocol: port.protocol };
+}
+
+/** edgeHub's HTTPS listens on an unprivileged port inside the pod; the Service keeps 443 outside. */
+function containerPortOf(port: PortSpec, isEdgeHub: boolean): number {
+  return isEdgeHub && port.protocol === 'TCP' && port.port === 443 ? edgeHubHttpsContainerPort : port.port;
+}
+
+/**
+ * The deployment's edgeHub variables plus the runtime's. .NET reads configuration keys case-insensitively
+ * with `__` for `:`, so a deployment variable naming a runtime key (or a forbidden one) is dropped with
+ * a warning rather than left to race the runtime's.
+ */
+function withRuntimeEnv(own: V1EnvVar[], runtime: V1EnvVar[], moduleId: string, path: string, issues: Issues): V1EnvVar[] {
+  const reserved = new Set([...runtime.map((v) => configKeyOf(v.name)), ...forbiddenEdgeHubEnv.map(configKeyOf)]);
+  const kept = own.filter((v) => {
+    if (!reserved.has(configKeyOf(v.name))) return true;
+    issues.warn('IEO_W_RESERVED_ENV', `${path}/env${pointer(v.name)}`,
+      `module ${JSON.stringify(moduleId)}: ${v.name} is set by the runtime (or must not be set on a root edgeHub); the module's value is ignored`);
+    return false;
+  });
+  return [...kept, ...runtime];
 }
 
 function policyPort(port: PortSpec): V1NetworkPolicyPort {

@@ -20,6 +20,7 @@ export interface EdgeDeploymentSpec {
    */
   deviceId?: string;
   iotHub?: IoTHubBinding;
+  certificates?: CertificatesSpec;
   agent?: AgentSpec;
   hub?: HubSpec;
 }
@@ -45,6 +46,21 @@ export interface SecretKeyReference {
    * Key within the Secret's data.
    */
   key: string;
+}
+/**
+ * The device's certificate authority. By default the operator makes one per EdgeDeployment (Secret <name>-device-ca) and issues edgeHub's server certificate from it (Secret <name>-edgehub-server), renewing each at two thirds of its lifetime.
+ */
+export interface CertificatesSpec {
+  deviceCaSecretRef?: SecretReference;
+}
+/**
+ * Use this CA instead: a Secret in the EdgeDeployment's namespace with tls.crt (an RSA CA certificate), tls.key and optionally ca.crt (the chain above it). The operator reads it when issuing and never writes it; renew it yourself.
+ */
+export interface SecretReference {
+  /**
+   * Name of a Secret in the EdgeDeployment's namespace.
+   */
+  name: string;
 }
 /**
  * The $edgeAgent desired properties (runtime settings, system modules and modules).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { normaliseSwitchVariables, parseNamespaces, settingsFromFlags, type RunFlags } from '../../../src/cli/run.ts';
+import { normaliseSwitchVariables, parseDuration, parseNamespaces, settingsFromFlags, type RunFlags } from '../../../src/cli/run.ts';
 
 describe('run flags', () => {
   it('treats a false-like switch variable as off and rejects nonsense', () => {
@@ -20,7 +20,7 @@ describe('run flags', () => {
       namespaces: 'all', allowPrivileged: true, allowHostNetwork: false, allowHostPid: false, allowHostIpc: false, allowHostPath: true,
       allowAddedCapabilities: false, allowDevices: false, storageClass: 'local-path', volumeSize: '5Gi', volumeAccessMode: 'ReadWriteMany',
       deleteVolumesWithModules: true, portBindingServiceType: 'NodePort', networkPolicies: false, leaderElect: false, leaderElectionId: 'x',
-      healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info',
+      healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info', deviceCaLifetime: '1825d', edgeHubCertLifetime: '90d',
       useMountSourceForVolumeName: true, runAsNonRoot: true, runAsUser: '2000',
     } satisfies RunFlags;
     expect(settingsFromFlags(flags)).toMatchObject({
@@ -28,5 +28,13 @@ describe('run flags', () => {
       storage: { storageClassName: 'local-path', defaultVolumeSize: '5Gi', accessMode: 'ReadWriteMany', retainVolumesOnModuleRemoval: false, useMountSourceForVolumeName: true },
     });
     expect(() => settingsFromFlags({ ...flags, runAsUser: 'app' })).toThrow('--run-as-user "app": expected a numeric uid');
+  });
+
+  it('reads certificate lifetimes as durations and names the flag of a bad one', () => {
+    expect(parseDuration('--edgehub-cert-lifetime', '90d')).toBe(90 * 86_400_000);
+    expect(parseDuration('--edgehub-cert-lifetime', '600s')).toBe(600_000);
+    expect(parseDuration('--edgehub-cert-lifetime', '12h')).toBe(12 * 3_600_000);
+    expect(() => parseDuration('--edgehub-cert-lifetime', '90')).toThrow('--edgehub-cert-lifetime: "90" is not a duration');
+    expect(() => parseDuration('--device-ca-lifetime', '0d')).toThrow('--device-ca-lifetime');
   });
 });

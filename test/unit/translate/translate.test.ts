@@ -155,6 +155,7 @@ describe('env', () => {
       { name: 'B', value: 'module' },
       { name: 'C', value: 'x=y' },
       { name: 'Z', value: 'z' },
+      { name: 'EdgeModuleCACertificateFile', value: '/etc/iotedge-operator/device-ca/ca.crt' },
     ]);
   });
 
@@ -386,7 +387,8 @@ describe('Services', () => {
     expect(service(r, 'gateway').spec?.ports).toEqual([
       { name: 'amqps', port: 5671, targetPort: 5671, protocol: 'TCP' },
       { name: 'mqtts', port: 8883, targetPort: 8883, protocol: 'TCP' },
-      { name: 'https', port: 443, targetPort: 443, protocol: 'TCP' },
+      // edgeHub listens for HTTPS on 8443 inside its pod (no NET_BIND_SERVICE); the Service keeps 443.
+      { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
     ]);
     expect(has(r, 'Deployment', 'edgehub')).toBe(true);
   });
@@ -400,8 +402,9 @@ describe('volumes', () => {
       moduleSpec('reader', co({ HostConfig: { Mounts: [{ Type: 'volume', Source: 'shared', Target: '/in', ReadOnly: true }] } })),
     ]), settings));
     const r = value(outcome);
-    expect(r.volumeClaims).toHaveLength(1);
-    const pvc = r.volumeClaims[0] as V1PersistentVolumeClaim;
+    // edgeHub's store is the other claim.
+    expect(r.volumeClaims.map((c) => c.metadata?.name)).toEqual(['edgehub-storage', 'shared']);
+    const pvc = r.volumeClaims[1] as V1PersistentVolumeClaim;
     expect(pvc.metadata?.name).toBe('shared');
     expect(pvc.metadata?.annotations?.[annotationKeys.retain]).toBe('true');
     expect(pvc.spec).toEqual({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } }, storageClassName: 'local-path' });
@@ -410,7 +413,7 @@ describe('volumes', () => {
       expect(podSpec(r, m).volumes?.some((v) => v.persistentVolumeClaim?.claimName === 'shared')).toBe(true);
       expect(r.modules.find((p) => p.id === m)?.volumeClaims).toEqual(['shared']);
     }
-    expect(container(r, 'reader').volumeMounts).toEqual([{ name: 'shared', mountPath: '/in', readOnly: true }]);
+    expect(container(r, 'reader').volumeMounts?.[0]).toEqual({ name: 'shared', mountPath: '/in', readOnly: true });
     expect(codes(outcome.warnings)).toEqual(['IEO_W_SHARED_VOLUME']);
   });
 
@@ -563,11 +566,11 @@ describe('k8s extensions', () => {
     }))));
     const spec = podSpec(r, 'm');
     expect(spec).toMatchObject({ nodeSelector: { 'kubernetes.io/os': 'linux' }, tolerations: [toleration], affinity, priorityClassName: 'edge-critical', runtimeClassName: 'kata', securityContext: { fsGroup: 2000 } });
-    expect(spec.volumes).toEqual([{ name: 'cfg', configMap: { name: 'settings' } }]);
+    expect(spec.volumes?.[0]).toEqual({ name: 'cfg', configMap: { name: 'settings' } });
     const c = container(r, 'm');
     expect(c.resources).toEqual({ limits: { memory: '512Mi', 'example.com/fpga': '1' }, requests: { cpu: '250m' } });
     expect(c.securityContext).toEqual({ runAsNonRoot: true, allowPrivilegeEscalation: false });
-    expect(c.volumeMounts).toEqual([{ name: 'cfg', mountPath: '/etc/app' }]);
+    expect(c.volumeMounts?.[0]).toEqual({ name: 'cfg', mountPath: '/etc/app' });
     expect(c.readinessProbe).toEqual({ httpGet: { path: '/ready', port: 8080 } });
     expect(find<V1Deployment>(r, 'Deployment', 'm').spec?.strategy).toEqual({ type: 'RollingUpdate' });
   });
