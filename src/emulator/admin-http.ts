@@ -78,6 +78,10 @@ export function adminHandler(hub: HubEmulator) {
           return send(res, 200, {});
         case 'GET connections':
           return send(res, 200, hub.admin.connections());
+        case 'GET connection-log':
+          return send(res, 200, hub.admin.connectionLog(filterOf(url.searchParams)));
+        case 'GET device-scope-calls':
+          return send(res, 200, hub.admin.deviceScopeCalls());
         case 'POST connections':
           if (path[1] !== 'drop') break;
           return send(res, 200, { dropped: hub.admin.dropConnections(filterOf(body)) });

@@ -62,6 +62,22 @@ export interface DesiredNotificationRecord {
 
 export type RefusalMode = 'connack' | 'tcp-close';
 
+/** One MQTT CONNECT the hub answered: who, and whether it was let in. */
+export interface ConnectionLogEntry {
+  deviceId: string | undefined;
+  moduleId: string | undefined;
+  outcome: 'connected' | 'refused';
+  reason?: string;
+  at: string;
+}
+
+/** One device-scope call edgeHub made (see device-scope.ts). */
+export interface DeviceScopeCallRecord {
+  deviceId: string;
+  operation: string;
+  at: string;
+}
+
 /** Test hooks. The same operations are served over HTTPS under /_admin/ (see docs/emulator.md). */
 export interface HubAdmin {
   /** The twin as the REST API returns it. */
@@ -72,6 +88,10 @@ export interface HubAdmin {
   /** Resolves with the first captured message (already captured or future) that matches. */
   waitForMessage(predicate: (m: TelemetryMessage) => boolean, timeoutMs?: number): Promise<TelemetryMessage>;
   connections(): ConnectionInfo[];
+  /** Every CONNECT answered since start (the last 1000), oldest first: who connected, or was refused and why. */
+  connectionLog(filter?: IdentityFilter): ConnectionLogEntry[];
+  /** Device-scope calls edgeHub made (the last 1000), oldest first. */
+  deviceScopeCalls(): DeviceScopeCallRecord[];
   /** Resolves once the identity is connected and subscribed to a filter matching `topic` (e.g. a desired-patch topic). */
   waitForSubscription(identity: Identity, topic: string, timeoutMs?: number): Promise<void>;
   /** Closes matching MQTT connections (all without a filter); sessions are kept. Returns how many. */
@@ -171,6 +191,8 @@ export class HubEmulator extends EventEmitter {
   private readonly refuseConnackRules = new FaultRules<true>();
   private readonly refuseTcpRules = new FaultRules<true>();
   private readonly notificationLog: DesiredNotificationRecord[] = [];
+  private readonly connectLog: ConnectionLogEntry[] = [];
+  private readonly scopeCalls: DeviceScopeCallRecord[] = [];
   private notificationMode: DesiredNotificationMode;
   private saveTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -204,6 +226,10 @@ export class HubEmulator extends EventEmitter {
     for (const event of ['connected', 'disconnected', 'subscribed', 'connectRefused', 'tokenExpired', 'telemetry', 'reportedPatch']) {
       this.mqtt.on(event, (...args: unknown[]) => this.emit(event, ...args));
     }
+    this.mqtt.on('connected', (info: ConnectionInfo) => this.logConnect({ deviceId: info.deviceId, moduleId: info.moduleId, outcome: 'connected', at: new Date().toISOString() }));
+    this.mqtt.on('connectRefused', (refused: { identity?: Identity; reason: string }) => this.logConnect({
+      deviceId: refused.identity?.deviceId, moduleId: refused.identity?.moduleId, outcome: 'refused', reason: refused.reason, at: new Date().toISOString(),
+    }));
 
     this.httpsServer = createHttpsServer({}, restHandler(this, adminHandler(this)));
     this.mqttServer = createTlsServer({}, (socket) => {
@@ -220,6 +246,17 @@ export class HubEmulator extends EventEmitter {
     this.mqttServer.on('tlsClientError', (error) => this.log('TLS handshake failed (does the client trust the emulator CA?)', { error: error.message }));
 
     this.admin = this.buildAdmin();
+  }
+
+  private logConnect(entry: ConnectionLogEntry): void {
+    this.connectLog.push(entry);
+    if (this.connectLog.length > 1000) this.connectLog.shift();
+  }
+
+  /** Called by the device-scope API for each call it serves. */
+  recordDeviceScopeCall(call: { deviceId: string; operation: string }): void {
+    this.scopeCalls.push({ ...call, at: new Date().toISOString() });
+    if (this.scopeCalls.length > 1000) this.scopeCalls.shift();
   }
 
   /** Names the hub answers to in MQTT usernames and SAS `sr`: its IP address and DNS name. */
@@ -403,6 +440,9 @@ export class HubEmulator extends EventEmitter {
           this.on('telemetry', onMessage);
         }),
       connections: () => this.mqtt.connectedIdentities(),
+      connectionLog: (filter = {}) => this.connectLog.filter((e) => (filter.deviceId === undefined || e.deviceId === filter.deviceId)
+        && (filter.moduleId === undefined || e.moduleId === filter.moduleId)),
+      deviceScopeCalls: () => [...this.scopeCalls],
       waitForSubscription: (identity, topic, timeoutMs = 30_000) => this.mqtt.waitForSubscription(identity, topic, timeoutMs),
       dropConnections: (filter) => this.dropConnections(filter),
       dropDesiredNotifications: (window, filter) => this.dropRules.add(true, window, filter),

@@ -2,6 +2,8 @@
 export { HubEmulator, startHubEmulator } from './emulator.ts';
 export type {
   ConnectionInfo,
+  ConnectionLogEntry,
+  DeviceScopeCallRecord,
   DesiredNotificationMode,
   DesiredNotificationRecord,
   HubAdmin,

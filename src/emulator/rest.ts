@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseSas, resourceCovers, verifySas } from '../runtime/sas.ts';
+import { deviceScopeRoute, isDeviceScopeOperation } from './device-scope.ts';
 import { HubError } from './errors.ts';
 import type { DeviceRecord, ModuleRecord } from './registry.ts';
 import { isJsonObject, restTwinProperties, TwinValidationError } from './twin.ts';
@@ -12,8 +13,11 @@ import type { HubEmulator } from './emulator.ts';
 
 const maxBody = 1024 * 1024;
 
-/** Who a request acts as: the service (a policy), or one device (its own SAS, as the edge runtime uses). */
-export type Principal = { kind: 'service'; policy: string } | { kind: 'device'; deviceId: string };
+/**
+ * Who a request acts as: the service (a policy), one device (its own SAS, as the edge runtime uses), or
+ * one module (its own SAS; only edgeHub's device-scope calls accept it).
+ */
+export type Principal = { kind: 'service'; policy: string } | { kind: 'device'; deviceId: string } | { kind: 'module'; deviceId: string; moduleId: string };
 
 export class HttpResult {
   readonly status: number;
@@ -68,7 +72,7 @@ export async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function deviceJson(hub: HubEmulator, d: DeviceRecord): JsonObject {
+export function deviceJson(hub: HubEmulator, d: DeviceRecord): JsonObject {
   const connected = hub.isConnected({ deviceId: d.deviceId, moduleId: undefined });
   return {
     deviceId: d.deviceId,
@@ -96,7 +100,7 @@ function sasAuthentication(keys: { primaryKey: string; secondaryKey: string }): 
   };
 }
 
-function moduleJson(hub: HubEmulator, m: ModuleRecord): JsonObject {
+export function moduleJson(hub: HubEmulator, m: ModuleRecord): JsonObject {
   const connected = hub.isConnected({ deviceId: m.deviceId, moduleId: m.moduleId });
   return {
     moduleId: m.moduleId,
@@ -157,9 +161,16 @@ export function authorize(hub: HubEmulator, header: string | undefined): Princip
       verifySas(sas, keys);
       return { kind: 'service', policy: sas.keyName };
     }
+    // A module token (sr = host/devices/{id}/modules/{mid}, module key): what edgeHub signs its device-scope calls with.
+    if (segments.length === 5 && segments[1] === 'devices' && segments[3] === 'modules' && segments[2] && segments[4]) {
+      const module = hub.registry.findModule(segments[2], segments[4]);
+      if (!module) throw unauthorized(`Module ${segments[2]}/${segments[4]} is not registered.`);
+      verifySas(sas, [module.keys.primaryKey, module.keys.secondaryKey]);
+      return { kind: 'module', deviceId: segments[2], moduleId: segments[4] };
+    }
     // A device token (sr = host/devices/{id}, device key): what the edge security daemon uses to
     // manage its own modules' identities.
-    if (segments.length !== 3 || segments[1] !== 'devices' || !segments[2]) throw unauthorized('A token without skn must be scoped to one device.');
+    if (segments.length !== 3 || segments[1] !== 'devices' || !segments[2]) throw unauthorized('A token without skn must be scoped to one device or module.');
     const deviceId = segments[2];
     const device = hub.registry.findDevice(deviceId);
     if (!device) throw unauthorized(`Device ${deviceId} is not registered.`);
@@ -197,6 +208,10 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
   const ifMatch = header(req, 'if-match');
   const [root, id, sub, mid, tail] = segments;
   const notFound = () => new HubError('NotFound', `No ${method} ${url.pathname} on IoT Hub.`);
+  if (root === 'devices' && id !== undefined && sub === 'modules' && mid === '$edgeHub' && isDeviceScopeOperation(tail) && segments.length === 5) {
+    return deviceScopeRoute(hub, req, url, principal, id, tail);
+  }
+  if (principal.kind === 'module') throw new HubError('IotHubUnauthorizedAccess', `Unauthorized. A module token may not call ${url.pathname}.`);
   const deviceOnly = (deviceId: string | undefined) => {
     if (principal.kind === 'device' && principal.deviceId !== deviceId) {
       throw new HubError('IotHubUnauthorizedAccess', `Unauthorized. A token for device ${principal.deviceId} may not act on ${url.pathname}.`);
