@@ -1,8 +1,9 @@
 // One device's link to IoT Hub: the operator connects as the device's $edgeAgent module over MQTT
-// (azure-iot-device), reads the $edgeAgent and $edgeHub desired properties into the EdgeDeployment's
-// spec by server-side apply, follows desired patches, reports module status in edgeAgent's schema, and
-// answers $edgeAgent's direct methods. The resource is the last-known-good desired state: while the hub
-// is unreachable nothing is applied or deleted, and modules keep running from it.
+// (azure-iot-device), reads the $edgeAgent desired properties into the EdgeDeployment's spec by
+// server-side apply, follows desired patches, reports module status in edgeAgent's schema, and answers
+// $edgeAgent's direct methods. It never connects as $edgeHub: that twin is edgeHub's own (IoT Hub lets one
+// connection per identity). The resource is the last-known-good desired state: while the hub is
+// unreachable nothing is applied or deleted, and modules keep running from it.
 import device from 'azure-iot-device';
 import type { ModuleClient, Twin } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';

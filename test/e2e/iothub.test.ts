@@ -11,6 +11,8 @@ import { trustForServiceSdk } from '../integration/emulator/sdk.ts';
 import device from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
 import iothub from 'azure-iothub';
+import { deriveModuleKey } from '../../src/runtime/sas.ts';
+import { stockEdgeHubViolations } from '../support/edgehub-contract.ts';
 import { allRunning, asReported, bindDevice, condition, deploy, desiredVersionOf, edgeDeployment, manifest, serviceRegistry, until, untilReported } from './iothub-support.ts';
 
 const cluster = testCluster();
@@ -54,7 +56,8 @@ describe('IoT Hub mode', () => {
     expect(ed.spec?.agent?.runtime?.settings?.registryCredentials?.acr?.passwordSecretRef).toEqual({ name: 'device-registry-credentials', key: 'acr' });
     const secret = await cluster.core.readNamespacedSecret({ name: 'device-registry-credentials', namespace: ns });
     expect(Buffer.from(secret.data!.acr!, 'base64').toString()).toBe('registry-password-123');
-    expect(ed.spec?.hub?.routes?.sensorToUpstream).toMatchObject({ route: 'FROM /messages/modules/sensor/outputs/* INTO $upstream' });
+    // Routes stay in the $edgeHub twin, which edgeHub reads itself: twin sync never connects as $edgeHub.
+    expect(ed.spec?.hub).toBeUndefined();
     expect((await modulePods('sensor')).some((p) => p.status?.phase === 'Running')).toBe(true);
     expect(ed.status?.iotHub).toMatchObject({ connected: true, hostName: hub.host });
 
@@ -147,8 +150,11 @@ describe('IoT Hub mode', () => {
     const secret = await cluster.core.readNamespacedSecret({ name: 'sensor-iothub', namespace: ns });
     const connectionString = Buffer.from(secret.data!.EdgeHubConnectionString!, 'base64').toString();
     expect(connectionString).toMatch(new RegExp(`^HostName=${hub.host.replace(/\./g, '\\.')};DeviceId=${ns};ModuleId=sensor;SharedAccessKey=[^;]+;GatewayHostName=edgehub$`));
-    expect(Buffer.from(secret.data!['ca.crt']!, 'base64').toString()).toBe(hub.caCertPem);
     expect(hub.registry.module(ns, 'sensor').managedBy).toBe('IotEdge');
+    // The identity was created with the key derived from the device root key, as aziot-identityd does.
+    const rootKey = Buffer.from((await cluster.core.readNamespacedSecret({ name: 'device-device-identity', namespace: ns })).data!.rootKey!, 'base64').toString();
+    expect(hub.registry.module(ns, 'sensor').keys.primaryKey).toBe(deriveModuleKey(rootKey, ns, 'sensor'));
+    expect(connectionString).toContain(`;SharedAccessKey=${deriveModuleKey(rootKey, ns, 'sensor')};`);
     // The module's pod reads it as ModuleClient.fromEnvironment() expects, without IoT Edge's workload API.
     const template = await eventually('the sensor pod template to carry its identity', async () => {
       const d = await cluster.apps.readNamespacedDeployment({ name: 'sensor', namespace: ns });
@@ -167,6 +173,22 @@ describe('IoT Hub mode', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('gives the stock edgeHub its $edgeHub identity and routes from its own twin, and never connects as $edgeHub itself', async () => {
+    const deployments = (await cluster.apps.listNamespacedDeployment({ namespace: ns })).items;
+    const secrets = new Map((await cluster.core.listNamespacedSecret({ namespace: ns })).items.map((x) => [x.metadata!.name!, x]));
+    const identity = Buffer.from(secrets.get('edgehub-iothub')!.data!.IotHubConnectionString!, 'base64').toString();
+    expect(identity).toBe(`HostName=${hub.host};DeviceId=${ns};ModuleId=$edgeHub;SharedAccessKey=${hub.registry.module(ns, '$edgeHub').keys.primaryKey}`);
+    const modules = deployments.filter((d) => d.metadata?.name !== 'edgehub' && d.spec?.replicas !== 0);
+    expect(stockEdgeHubViolations({
+      namespace: ns, edgeHub: deployments.find((d) => d.metadata?.name === 'edgehub')!, edgeHubService: await cluster.core.readNamespacedService({ name: 'edgehub', namespace: ns }),
+      modules, secrets, configSource: 'twin', routes: [], serviceName: 'edgehub',
+    })).toEqual([]);
+    // The emulator's connection log: $edgeAgent came and went through the outage above, $edgeHub never.
+    const log = hub.admin.connectionLog({ deviceId: ns });
+    expect(log.filter((e) => e.moduleId === '$edgeAgent' && e.outcome === 'connected').length).toBeGreaterThan(1);
+    expect(log.filter((e) => e.moduleId === '$edgeHub')).toEqual([]);
   });
 
   it('answers ping, restarts a module with RestartModule, and refuses other methods', async () => {

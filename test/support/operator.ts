@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
+import type { CertificateLifetimes } from '../../src/controller/device-trust.ts';
 import { OperatorManager } from '../../src/controller/manager.ts';
 import { TwinSyncSupervisor } from '../../src/iothub/supervisor.ts';
 import type { TwinSyncTimings } from '../../src/iothub/twin-sync.ts';
@@ -72,7 +73,7 @@ export async function startTestOperator(
   kubeConfig: KubeConfig,
   namespaces: string[],
   settings: Partial<OperatorSettings> = {},
-  options: { twinSync?: { timings?: Partial<TwinSyncTimings> } } = {},
+  options: { twinSync?: { timings?: Partial<TwinSyncTimings> }; certificateLifetimes?: CertificateLifetimes } = {},
 ): Promise<RunningOperator> {
   const requests: RunningOperator['requests'] = [];
   const manager = new OperatorManager({
@@ -82,6 +83,7 @@ export async function startTestOperator(
     concurrency: 4,
     logger: createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.IOTEDGE_TEST_LOG_LEVEL as 'info'), name: 'operator-under-test' }),
     onRequest: (method, path, code) => requests.push({ method, path, code }),
+    ...(options.certificateLifetimes ? { certificateLifetimes: options.certificateLifetimes } : {}),
   });
   await manager.start();
   let twinSync: TwinSyncSupervisor | undefined;
