@@ -25,7 +25,7 @@ export interface EdgeDeploymentSpec {
   hub?: HubSpec;
 }
 /**
- * Optional binding to an IoT Hub device. When set, the operator reads agent and hub from the $edgeAgent and $edgeHub module twins and writes them here, and reports module status back to IoT Hub; edit the twin, not this resource.
+ * Optional binding to an IoT Hub device. When set, the operator reads agent from the $edgeAgent module twin and writes it here, and reports module status back to IoT Hub; edit the twin, not this resource. Routes stay in the $edgeHub twin, which edgeHub reads itself.
  */
 export interface IoTHubBinding {
   connectionStringSecretRef: SecretKeyReference;
