@@ -28,6 +28,9 @@ export interface CertificateLifetimes {
   serverMs: number;
 }
 
+/** How long a Secret this process wrote is trusted over a cache that does not show it yet. */
+const cacheLagAllowanceMs = 30_000;
+
 export const defaultLifetimes: CertificateLifetimes = { caMs: 5 * 365 * 86400_000, serverMs: 90 * 86400_000 };
 
 /** A CA the operator cannot use: the EdgeDeployment's desired state is at fault, not the cluster. */
@@ -62,8 +65,8 @@ interface CertificateRecord {
 
 export class DeviceTrustKeeper {
   private readonly o: DeviceTrustOptions;
-  /** What this process last wrote, by Secret path: the informer may not have seen it yet. */
-  private readonly written = new Map<string, CertificateRecord>();
+  /** What this process last wrote, by Secret path, and when: the informer may not have seen it yet. */
+  private readonly written = new Map<string, { record: CertificateRecord; at: number }>();
   constructor(options: DeviceTrustOptions) {
     this.o = options;
   }
@@ -106,13 +109,16 @@ export class DeviceTrustKeeper {
     const where = `Secret ${ed.metadata!.namespace}/${name} (spec.certificates.deviceCaSecretRef)`;
     const secret = await this.o.client.get<V1Secret>(secretPath(ed, name)).catch(ignoreNotFound);
     if (!secret) throw new DeviceCaError(`${where} was not found`);
-    const pair = pairFrom(secret, where);
+    let pair: KeyPairPem;
+    let facts: ReturnType<typeof describeCertificate>;
     try {
+      pair = pairFrom(secret, where);
       checkIssuer(pair);
+      facts = describeCertificate(pair.cert);
     } catch (error) {
+      if (error instanceof DeviceCaError) throw error;
       throw new DeviceCaError(`${where}: ${(error as Error).message}`);
     }
-    const facts = describeCertificate(pair.cert);
     // A user CA is not renewed here; the reconcile comes back when it is two thirds through its life.
     return { record: { certificateSha256: facts.sha256, caSha256: facts.sha256, renewAfter: renewalTime(pair.cert), dnsNames: '', caSource: `secret/${name}` }, load: async () => pair };
   }
@@ -137,11 +143,15 @@ export class DeviceTrustKeeper {
     return record;
   }
 
-  /** The cached Secret's record, or what this process wrote later than the cache shows. */
+  /**
+   * The cached Secret's record, or what this process wrote moments ago if the cache has not caught up.
+   * Only moments: a Secret deleted (or replaced) by someone else later must be noticed and made again.
+   */
   private recordOf(path: string, cached: V1Secret | undefined): CertificateRecord | undefined {
     const fromCache = cached && parseRecord(cached);
     const mine = this.written.get(path);
-    if (mine && (!fromCache || fromCache.certificateSha256 !== mine.certificateSha256) && mine.renewAfter > (fromCache?.renewAfter ?? new Date(0))) return mine;
+    const recent = mine !== undefined && this.now().getTime() - mine.at < cacheLagAllowanceMs;
+    if (recent && fromCache?.certificateSha256 !== mine.record.certificateSha256) return mine.record;
     return fromCache;
   }
 
@@ -158,7 +168,7 @@ export class DeviceTrustKeeper {
       body: trustSecret(ed, name, 'kubernetes.io/tls', data, annotations),
       contentType: 'application/apply-patch+yaml',
     });
-    this.written.set(path, record);
+    this.written.set(path, { record, at: this.now().getTime() });
   }
 }
 
