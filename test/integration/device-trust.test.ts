@@ -1,5 +1,5 @@
 // edgeHub's server certificate is renewed before it expires, and a CA the user supplies is used instead
-// of the operator's own. The operator runs with a 30-second certificate lifetime (an operator setting),
+// of the operator's own. The operator runs with a 60-second certificate lifetime (an operator setting),
 // so renewal is watched happening, on the real API server.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -10,7 +10,7 @@ import { ensureCrd, operatorKubeConfig, startTestOperator, type RunningOperator 
 import { sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
 
 const cluster = testCluster();
-const lifetimeMs = 30_000;
+const lifetimeMs = 60_000;
 let renewing: string;
 let userCa: string;
 let operator: RunningOperator;
