@@ -1,7 +1,8 @@
 // Issuing the per-device certificates with node-forge (a maintained X.509 library; no hand-written
-// ASN.1): the device CA, and edgeHub's server certificate signed by it. Keys are RSA 2048 made by
-// node:crypto in native code (forge's pure-JS generator takes seconds).
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+// ASN.1): the device CA, and edgeHub's server certificate signed by it. forge lays the certificate out;
+// node:crypto makes the keys (RSA 2048) and the RSA signature in native code, since forge's pure-JS
+// big-number arithmetic takes seconds on a busy edge node.
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import forge from 'node-forge';
 import { describeCertificate, keyMatchesCertificate, splitCertificates } from './pem.ts';
 
@@ -29,6 +30,17 @@ function toPem(cert: forge.pki.Certificate): string {
 
 function newRsaKeyPem(): string {
   return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+/** forge's cert.sign, with the signature made by node:crypto over the TBSCertificate forge has just encoded. */
+function signCertificate(cert: forge.pki.Certificate, signerKeyPem: string): void {
+  const nativeSigner = {
+    sign: () => {
+      const tbs = forge.asn1.toDer((cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate).getBytes();
+      return sign('sha256', Buffer.from(tbs, 'binary'), signerKeyPem).toString('binary');
+    },
+  };
+  cert.sign(nativeSigner as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
 }
 
 function serialNumber(): string {
@@ -62,7 +74,7 @@ export function issueDeviceCa(input: { commonName: string } & Validity): KeyPair
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  signCertificate(cert, keyPem);
   return { cert: toPem(cert), key: keyPem };
 }
 
@@ -112,6 +124,6 @@ export function issueServerCertificate(input: ServerCertificateInput): KeyPairPe
     { name: 'subjectAltName', altNames: input.dnsNames.map((value) => ({ type: 2, value })) },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(input.ca.key), forge.md.sha256.create());
+  signCertificate(cert, input.ca.key);
   return { cert: toPem(cert) + caChain.join(''), key: keyPem };
 }
