@@ -146,6 +146,8 @@ interface ClaimRequest {
   users: { moduleId: string; path: string }[];
   options: VolumeClaimOptions;
   optionSources: Partial<Record<keyof VolumeClaimOptions, string>>;
+  /** edgeHub's own store: the runtime's, not a Docker volume, so no pre-created PersistentVolume is looked for. */
+  runtimeStore?: boolean;
 }
 
 const kindOrder = ['ServiceAccount', 'Secret', 'ConfigMap', 'Service', 'NetworkPolicy', 'Deployment', 'Pod'];
@@ -388,7 +390,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       if (input.trust?.serverCertSha256) podAnnotations[trustAnnotations.serverCert] = input.trust.serverCertSha256;
     } else if (isEdgeHub) {
       const storageClaim = volumeClaimName(`${name}-storage`);
-      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-storage`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {} });
+      claims.set(storageClaim, { claimName: storageClaim, volume: `${name}-storage`, users: [{ moduleId: spec.id, path }], options: {}, optionSources: {}, runtimeStore: true });
       const runtime = stockEdgeHubRuntime({
         hub: manifest.hub,
         configSource: input.edgeHubConfigSource ?? 'local',
@@ -493,7 +495,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     const accessMode = request.options.accessMode ?? settings.storage.accessMode;
     const storageClassName = request.options.storageClassName ?? settings.storage.storageClassName;
     // The preview's useMountSourceForVolumeName: the claim binds to the PersistentVolume named like it.
-    const volumeName = request.options.volumeName ?? (settings.storage.useMountSourceForVolumeName ? claimName : undefined);
+    const volumeName = request.options.volumeName ?? (settings.storage.useMountSourceForVolumeName && !request.runtimeStore ? claimName : undefined);
     const users = [...new Set(request.users.map((u) => u.moduleId))];
     if (users.length > 1 && (accessMode === 'ReadWriteOnce' || accessMode === 'ReadWriteOncePod')) {
       const first = request.users[0];

@@ -25,8 +25,8 @@ describe('createOptions keys without regard to case', () => {
     }))));
     expect(service(r, 'm').spec?.ports?.map((p) => p.port).sort()).toEqual([80, 8883]);
     expect(service(r, 'm-ports').spec?.ports?.map((p) => [p.port, p.targetPort])).toEqual([[18883, 8883]]);
-    expect(container(r, 'm').volumeMounts?.map((m) => m.mountPath)).toEqual(['/data']);
-    expect(r.volumeClaims.map((c) => c.metadata?.name)).toEqual(['data']);
+    expect(container(r, 'm').volumeMounts?.map((m) => m.mountPath)).toEqual(['/data', '/etc/iotedge-operator/device-ca']);
+    expect(r.volumeClaims.map((c) => c.metadata?.name)).toEqual(['data', 'edgehub-storage']);
   });
 
   it('keeps the case of map keys: Labels, Sysctls, port keys', () => {
@@ -63,7 +63,7 @@ describe('Mounts type without regard to case', () => {
       expect.objectContaining({ mountPath: '/logs', readOnly: true }),
       expect.objectContaining({ mountPath: '/store' }),
     ]));
-    expect(r.volumeClaims.map((c) => c.metadata?.name)).toEqual(['store']);
+    expect(r.volumeClaims.map((c) => c.metadata?.name)).toEqual(['edgehub-storage', 'store']);
   });
 
   it('still refuses a type Docker has no meaning for, quoting it as written', () => {

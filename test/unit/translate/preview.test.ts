@@ -30,7 +30,7 @@ describe('k8s-experimental', () => {
     expect(spec.volumes).toContainEqual({ name: 'cfg', configMap: { name: 'settings', optional: true } });
     const c = container(r, 'm');
     expect(c.resources).toEqual({ limits: { 'nvidia.com/gpu': '1' }, requests: { cpu: '250m' } });
-    expect(c.volumeMounts).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
+    expect(c.volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
     expect(c.securityContext).toBeUndefined();
     expect(service(r, 'm').spec?.type).toBe('NodePort');
     expect(find<V1Deployment>(r, 'Deployment', 'm').spec?.strategy).toEqual({ type: 'Recreate' });
@@ -43,7 +43,7 @@ describe('k8s-experimental', () => {
       SecurityContext: { RunAsNonRoot: 'true', RunAsUser: '1000' },
     } })));
     const r = value(outcome);
-    expect(container(r, 'm').volumeMounts).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
+    expect(container(r, 'm').volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
     expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000 });
     expect(outcome.warnings.map((w) => [w.code, w.path.split('k8s-experimental')[1]])).toEqual([
       ['IEO_W_COERCED_VALUE', '/volumes/0/volumeMounts/0/readOnly'],
@@ -98,7 +98,7 @@ describe('the k8s block accepts the preview shapes', () => {
     })));
     const r = value(outcome);
     expect(podSpec(r, 'm').volumes).toContainEqual({ name: 'data', emptyDir: {} });
-    expect(container(r, 'm').volumeMounts).toEqual([{ name: 'data', mountPath: '/data', readOnly: false }]);
+    expect(container(r, 'm').volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'data', mountPath: '/data', readOnly: false }]);
     expect(service(r, 'm').spec?.type).toBe('LoadBalancer');
   });
 
@@ -151,13 +151,14 @@ describe('volumes bound by name', () => {
 
   it('binds each claim to the PersistentVolume of the same name under useMountSourceForVolumeName', () => {
     const r = value(one(moduleSpec('m', mounts), settingsWith({ storage: { useMountSourceForVolumeName: true } })));
-    expect(r.volumeClaims.map((c) => [c.metadata?.name, c.spec?.volumeName])).toEqual([['sensor-data', 'sensor-data']]);
+    // edgeHub's own store is not a Docker volume: no pre-created PersistentVolume is looked for.
+    expect(r.volumeClaims.map((c) => [c.metadata?.name, c.spec?.volumeName])).toEqual([['edgehub-storage', undefined], ['sensor-data', 'sensor-data']]);
   });
 
   it('binds a claim to the volume k8s.volumeClaims names, over the setting', () => {
     const spec = moduleSpec('m', co({ ...mounts.createOptions, k8s: { volumeClaims: { Sensor_Data: { volumeName: 'pv-7', storageClassName: '' } } } }));
     const r = value(one(spec, settingsWith({ storage: { useMountSourceForVolumeName: true } })));
-    expect(r.volumeClaims[0]?.spec).toMatchObject({ volumeName: 'pv-7', storageClassName: '' });
+    expect(r.volumeClaims.find((c) => c.metadata?.name === 'sensor-data')?.spec).toMatchObject({ volumeName: 'pv-7', storageClassName: '' });
     expect(codes(errors(one(moduleSpec('m', co({ ...mounts.createOptions, k8s: { volumeClaims: { Sensor_Data: { volumeName: 'Not A Name' } } } }))))))
       .toEqual(['IEO_K8S_EXTENSION']);
   });
