@@ -25,7 +25,8 @@ const expectedWarnings: Record<string, string[]> = {
   'anonymous-volume.json': ['IEO_W_ANONYMOUS_VOLUME', 'IEO_W_ANONYMOUS_VOLUME'],
   'az-cli-content-layered.json': [],
   'device-and-bind-same-path.json': ['IEO_W_MOUNT_MERGED'],
-  'hub-schema-1.2-mqtt-broker.json': ['IEO_W_HUB_FEATURE_IGNORED'],
+  // Its routes carry priority and TTL, which edgeHub's local configuration (kubectl mode) cannot.
+  'hub-schema-1.2-mqtt-broker.json': ['IEO_W_HUB_FEATURE_IGNORED', 'IEO_W_ROUTE_FIELD_IGNORED'],
   'hub-schema-1.3-integrity.json': ['IEO_W_HUB_FEATURE_IGNORED'],
   'legacy-module-content.json': ['IEO_W_LEGACY_MODULE_CONTENT'],
   'string-typed-create-options.json': Array(10).fill('IEO_W_COERCED_VALUE'),
@@ -55,7 +56,7 @@ describe('lenient fixtures', () => {
     const c = loadGen.spec?.template.spec?.containers[0];
     expect(c?.securityContext).toEqual({ privileged: true });
     expect(c?.resources).toEqual({ limits: { memory: '512Mi' }, requests: { memory: '256Mi' } });
-    expect(c?.volumeMounts).toEqual([{ name: 'loadgen-data', mountPath: '/data' }]);
+    expect(c?.volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'loadgen-data', mountPath: '/data' }]);
     expect(loadGen.spec?.template.spec?.terminationGracePeriodSeconds).toBe(30);
   });
 
@@ -63,18 +64,18 @@ describe('lenient fixtures', () => {
     const { result } = lenientRun('device-and-bind-same-path.json');
     const camera = toWire(result.objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'camera')!) as V1Deployment;
     const spec = camera.spec?.template.spec;
-    expect(spec?.containers[0]?.volumeMounts).toEqual([{ name: 'devvideo0', mountPath: '/dev/video0' }]);
+    expect(spec?.containers[0]?.volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'devvideo0', mountPath: '/dev/video0' }]);
     // A device node is not a directory: no DirectoryOrCreate check.
-    expect(spec?.volumes).toEqual([{ name: 'devvideo0', hostPath: { path: '/dev/video0' } }]);
+    expect(spec?.volumes?.filter((v) => v.name !== 'device-ca')).toEqual([{ name: 'devvideo0', hostPath: { path: '/dev/video0' } }]);
   });
 
   it('gives anonymous volumes emptyDirs and keeps the named one a claim', () => {
     const { result } = lenientRun('anonymous-volume.json');
     const cache = result.objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'cache') as V1Deployment;
     const spec = cache.spec?.template.spec;
-    expect(spec?.containers[0]?.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/scratch', '/state', '/var/cache/app']);
+    expect(spec?.containers[0]?.volumeMounts?.filter((m) => m.name !== 'device-ca').map((m) => m.mountPath).sort()).toEqual(['/scratch', '/state', '/var/cache/app']);
     expect(spec?.volumes?.filter((v) => v.emptyDir).length).toBe(2);
-    expect(result.volumeClaims.map((c) => c.metadata?.name)).toEqual(['cache-state']);
+    expect(result.volumeClaims.map((c) => c.metadata?.name)).toEqual(['cache-state', 'edgehub-storage']);
   });
 
   it('merges layered keys into the desired properties, as IoT Hub does', () => {
