@@ -73,6 +73,7 @@ export interface TranslateInput {
    * edgeHub image; the controller decides it from the `--edge-hub` setting and the mode (docs/builtin-hub.md).
    */
   builtinEdgeHub?: BuiltinEdgeHub;
+  /**
    * kubectl mode (no IoT Hub): the identities the operator makes itself. Module id ('$edgeHub' for
    * edgeHub) -> its SAS key, derived from the device root key; each becomes a `<module>-iothub` Secret.
    */
