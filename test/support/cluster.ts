@@ -75,4 +75,9 @@ export async function createTestNamespace(cluster: TestCluster, prefix: string, 
 
 export async function deleteTestNamespace(cluster: TestCluster, name: string): Promise<void> {
   await cluster.core.deleteNamespace({ name }).catch(() => undefined);
+  // The operator under test is stopped by now: an IoT Hub finalizer it left would hold the namespace for ever.
+  const names = await kubectl(cluster, ['-n', name, 'get', 'edgedeployments', '-o', 'name']).catch(() => '');
+  for (const ed of names.split('\n').filter((n) => n.trim() !== '')) {
+    await kubectl(cluster, ['-n', name, 'patch', ed.trim(), '--type=merge', '-p', '{"metadata":{"finalizers":null}}']).catch(() => undefined);
+  }
 }
