@@ -104,6 +104,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * as with Go's decoder; the earlier one is reported. `base` is the pointer of createOptions in the manifest.
  */
 export function canonicalCreateOptions(createOptions: DockerCreateOptions, base: string, issues: Issues): CanonicalCreateOptions {
+  // Nearly every manifest spells Docker's keys as Docker does: then there is nothing to copy or rename.
+  if (spelledAsDocker(createOptions, createOptionsShape)) return { createOptions, renames: [] };
   const renames: KeyRename[] = [];
   const walk = (value: unknown, shape: Shape | undefined, canonicalAt: string, originalAt: string): unknown => {
     if (shape === undefined) return value;
@@ -134,6 +136,19 @@ export function canonicalCreateOptions(createOptions: DockerCreateOptions, base:
     return out;
   };
   return { createOptions: walk(createOptions, createOptionsShape, '', '') as DockerCreateOptions, renames };
+}
+
+/** Whether every struct key below `value` is already the field's own spelling. */
+function spelledAsDocker(value: unknown, shape: Shape | undefined): boolean {
+  if (shape === undefined) return true;
+  if (shape.kind === 'list') return !Array.isArray(value) || value.every((item) => spelledAsDocker(item, shape.items));
+  if (!isObject(value)) return true;
+  for (const key in value) {
+    const child = shape.kind === 'struct' ? shape.fields[key] : shape.values;
+    if (shape.kind === 'struct' && !(key in shape.fields) && fieldName(shape.fields, key) !== key) return false;
+    if (child !== undefined && !spelledAsDocker(value[key], child)) return false;
+  }
+  return true;
 }
 
 /** The field a key names: the exact field if there is one, else the field equal to it ignoring case, else the key. */
