@@ -117,7 +117,7 @@ export function canonicalCreateOptions(createOptions: DockerCreateOptions, base:
     const writtenAs = new Map<string, string>();
     for (const [key, member] of Object.entries(value)) {
       const name = shape.kind === 'struct' ? fieldName(shape.fields, key) : key;
-      const child = shape.kind === 'struct' ? shape.fields[name] : shape.values;
+      const child = shape.kind === 'struct' ? ownField(shape.fields, name) : shape.values;
       const canonicalChild = `${canonicalAt}${pointer(name)}`;
       const originalChild = `${originalAt}${pointer(key)}`;
       const earlier = writtenAs.get(name);
@@ -144,16 +144,21 @@ function spelledAsDocker(value: unknown, shape: Shape | undefined): boolean {
   if (shape.kind === 'list') return !Array.isArray(value) || value.every((item) => spelledAsDocker(item, shape.items));
   if (!isObject(value)) return true;
   for (const key in value) {
-    const child = shape.kind === 'struct' ? shape.fields[key] : shape.values;
-    if (shape.kind === 'struct' && !(key in shape.fields) && fieldName(shape.fields, key) !== key) return false;
+    const child = shape.kind === 'struct' ? ownField(shape.fields, key) : shape.values;
+    if (shape.kind === 'struct' && !Object.hasOwn(shape.fields, key) && fieldName(shape.fields, key) !== key) return false;
     if (child !== undefined && !spelledAsDocker(value[key], child)) return false;
   }
   return true;
 }
 
+/** A field's shape; keys such as "valueOf" or "constructor" name no field. */
+function ownField(fields: Record<string, Shape | undefined>, key: string): Shape | undefined {
+  return Object.hasOwn(fields, key) ? fields[key] : undefined;
+}
+
 /** The field a key names: the exact field if there is one, else the field equal to it ignoring case, else the key. */
 function fieldName(fields: Record<string, Shape | undefined>, key: string): string {
-  if (key in fields) return key;
+  if (Object.hasOwn(fields, key)) return key;
   const lower = key.toLowerCase();
   return Object.keys(fields).find((f) => f.toLowerCase() === lower) ?? key;
 }

@@ -6,10 +6,12 @@
 // - volumes as a list of {volume, volumeMounts[]} pairs;
 // - securityContext as the POD's securityContext;
 // - serviceOptions.type in any case ("nodeport"), an unknown type ignored (the default type applies);
-// - booleans and numbers written as strings ("readOnly": "true") read as their values.
+// - Kubernetes objects read by their type (generated/k8s-fields.ts): field names in any case, booleans and
+//   numbers written as strings ("readOnly": "true") read as their values.
 // Where k8s and k8s-experimental set the same field, k8s wins with a warning.
 import { parseK8sExtensions, type K8sExtensions } from './extensions.ts';
 import type { Issues } from './issues.ts';
+import { kubernetesFields } from './generated/k8s-fields.ts';
 import { pointer } from './names.ts';
 
 type Json = Record<string, unknown>;
@@ -39,68 +41,124 @@ function respell(value: Json, names: readonly string[]): Json {
 const previewKeys = ['nodeSelector', 'resources', 'volumes', 'securityContext', 'serviceOptions', 'strategy'] as const;
 const serviceTypes = ['ClusterIP', 'NodePort', 'LoadBalancer'];
 const strategyTypes = ['Recreate', 'RollingUpdate'];
-const volumeMountFields = ['name', 'mountPath', 'readOnly', 'subPath', 'subPathExpr', 'mountPropagation', 'recursiveReadOnly'];
-const volumeFields = [
-  'name', 'awsElasticBlockStore', 'azureDisk', 'azureFile', 'cephfs', 'cinder', 'configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral',
-  'fc', 'flexVolume', 'flocker', 'gcePersistentDisk', 'gitRepo', 'glusterfs', 'hostPath', 'image', 'iscsi', 'nfs', 'persistentVolumeClaim',
-  'photonPersistentDisk', 'portworxVolume', 'projected', 'quobyte', 'rbd', 'scaleIO', 'secret', 'storageos', 'vsphereVolume',
-];
-const podSecurityFields = [
-  'appArmorProfile', 'fsGroup', 'fsGroupChangePolicy', 'runAsGroup', 'runAsNonRoot', 'runAsUser', 'seLinuxChangePolicy', 'seLinuxOptions',
-  'seccompProfile', 'supplementalGroups', 'supplementalGroupsPolicy', 'sysctls', 'windowsOptions',
-];
+/** The preview's securityContext is a V1PodSecurityContext: these are its fields. */
+const podSecurityFields = Object.keys(kubernetesFields.V1PodSecurityContext ?? {});
 
-/** Kubernetes fields that take booleans or integers; the preview's JSON reader converted strings for them. */
-const booleanFields = new Set([
-  'readOnly', 'optional', 'runAsNonRoot', 'privileged', 'allowPrivilegeEscalation', 'readOnlyRootFilesystem', 'automountServiceAccountToken',
-]);
-const integerFields = new Set([
-  'defaultMode', 'mode', 'runAsUser', 'runAsGroup', 'fsGroup', 'supplementalGroups', 'maxUnavailable', 'maxSurge', 'initialDelaySeconds',
-  'periodSeconds', 'timeoutSeconds', 'successThreshold', 'failureThreshold', 'terminationGracePeriodSeconds', 'port',
-]);
-/** Keys whose values are maps of user data, never field names. */
-const mapFields = new Set(['nodeSelector', 'limits', 'requests', 'annotations', 'labels', 'matchLabels', 'volumeAttributes', 'options']);
+/** The Kubernetes type each top-level key of a block holds (k8s-experimental's securityContext is the pod's). */
+const blockKinds: Record<string, string> = {
+  volumeMounts: 'list:V1VolumeMount',
+  securityContext: 'V1SecurityContext',
+  podSecurityContext: 'V1PodSecurityContext',
+  resources: 'V1ResourceRequirements',
+  strategy: 'V1DeploymentStrategy',
+  tolerations: 'list:V1Toleration',
+  affinity: 'V1Affinity',
+  nodeSelector: 'map',
+};
+
+/** The field a JSON pointer ends at, unescaped. */
+const lastField = (at: string) => at.slice(at.lastIndexOf('/') + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+
+const coerced = (issues: Issues, at: string, value: unknown, as: unknown) =>
+  issues.warn('IEO_W_COERCED_VALUE', at,
+    `${lastField(at)} ${JSON.stringify(value)} is read as ${typeof as === 'string' ? `the string "${as}"` : `the ${typeof as} ${String(as)}`}`);
+
+/** Own members only: a key such as "valueOf" or "constructor" names no field. */
+const own = <T>(table: Record<string, T> | undefined, key: string): T | undefined => (table && Object.hasOwn(table, key) ? table[key] : undefined);
 
 /**
- * Booleans and integers written as JSON strings, read as their values (with a warning naming the path),
- * in every Kubernetes field that takes one. Map values (nodeSelector, resource quantities, ...) stay strings.
+ * A value read as the Kubernetes type `kind` the way the preview's JSON reader read it: object keys matched
+ * to the type's fields without regard to case, null members dropped, "true"/"false" and digit strings read
+ * as booleans and integers, numbers and booleans in string fields read as strings (each with a warning).
+ * Keys the type does not have are kept as written, for the parser or the API server to judge.
  */
-export function coerceKubernetesScalars(value: unknown, path: string, issues: Issues): unknown {
-  if (Array.isArray(value)) return value.map((item, i) => coerceKubernetesScalars(item, `${path}/${i}`, issues));
-  if (!isObject(value)) return value;
+export function readKubernetes(value: unknown, kind: string, path: string, issues: Issues): unknown {
+  if (value === null || value === undefined) return value;
+  if (kind.startsWith('list:')) {
+    return Array.isArray(value) ? value.map((item, i) => readKubernetes(item, kind.slice(5), `${path}/${i}`, issues)) : value;
+  }
+  switch (kind) {
+    case 'boolean':
+      if (typeof value === 'string' && /^\s*(true|false)\s*$/i.test(value)) {
+        const read = value.trim().toLowerCase() === 'true';
+        coerced(issues, path, value, read);
+        return read;
+      }
+      return value;
+    case 'integer':
+    case 'number':
+    case 'int-or-string':
+      if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) {
+        coerced(issues, path, value, Number(value));
+        return Number(value);
+      }
+      return value;
+    case 'string':
+      if (typeof value === 'number' || typeof value === 'boolean') {
+        coerced(issues, path, value, String(value));
+        return String(value);
+      }
+      return value;
+    case 'map':
+      return isObject(value) ? readStringMap(value, path, issues) : value;
+    default:
+      return isObject(value) ? readObject(value, own(kubernetesFields, kind), path, issues) : value;
+  }
+}
+
+/** Map values are strings: JSON numbers (quantities such as `"nvidia.com/gpu": 1`) are taken as written, booleans with a warning. */
+function readStringMap(value: Json, path: string, issues: Issues): Json {
   const out: Json = {};
   for (const [key, member] of Object.entries(value)) {
-    const at = `${path}${pointer(key)}`;
-    if (mapFields.has(key)) out[key] = member;
-    else if (booleanFields.has(key) && typeof member === 'string' && /^(true|false)$/i.test(member.trim())) {
-      out[key] = member.trim().toLowerCase() === 'true';
-      issues.warn('IEO_W_COERCED_VALUE', at, `${key} ${JSON.stringify(member)} is read as the boolean ${String(out[key])}`);
-    } else if (integerFields.has(key) && (typeof member === 'string' || Array.isArray(member))) {
-      out[key] = coerceIntegers(member, at, key, issues);
-    } else out[key] = coerceKubernetesScalars(member, at, issues);
+    if (typeof member === 'boolean') coerced(issues, `${path}${pointer(key)}`, member, String(member));
+    out[key] = typeof member === 'number' || typeof member === 'boolean' ? String(member) : member;
   }
   return out;
 }
 
-function coerceIntegers(member: string | unknown[], at: string, key: string, issues: Issues): unknown {
-  const one = (text: unknown, where: string): unknown => {
-    if (typeof text !== 'string' || !/^-?\d+$/.test(text.trim())) return text;
-    issues.warn('IEO_W_COERCED_VALUE', where, `${key} ${JSON.stringify(text)} is read as the number ${Number(text)}`);
-    return Number(text);
-  };
-  return Array.isArray(member) ? member.map((m, i) => one(m, `${at}/${i}`)) : one(member, at);
+function readObject(value: Json, fields: Record<string, string> | undefined, path: string, issues: Issues): Json {
+  if (!fields) return value;
+  const names = Object.keys(fields);
+  const out: Json = {};
+  for (const [key, member] of Object.entries(value)) {
+    if (member === null || member === undefined) continue;
+    const name = known(names, key) ?? key;
+    const fieldKind = own(fields, name);
+    out[name] = fieldKind ? readKubernetes(member, fieldKind, `${path}${pointer(key)}`, issues) : member;
+  }
+  return out;
 }
 
-const isPair = (entry: Json) => 'volume' in entry || 'volumeMounts' in entry;
+const isPair = (entry: Json) => Object.keys(entry).some((k) => k.toLowerCase() === 'volume' || k.toLowerCase() === 'volumemounts');
 
-/** A volumes entry with its keys in their known spelling, in its own shape: a preview pair or a plain volume. */
-function respellVolumeEntry(entry: unknown): unknown {
+/** A volumes entry read in its own shape: a preview pair {volume, volumeMounts[]} or a plain volume. */
+function readVolumeEntry(entry: unknown, path: string, issues: Issues): unknown {
   if (!isObject(entry)) return entry;
+  if (!isPair(entry)) return readKubernetes(entry, 'V1Volume', path, issues);
   const pair = respell(entry, ['volume', 'volumeMounts']);
-  if (!isPair(pair)) return respell(entry, volumeFields);
-  if (isObject(pair.volume)) pair.volume = respell(pair.volume, volumeFields);
-  if (Array.isArray(pair.volumeMounts)) pair.volumeMounts = pair.volumeMounts.map((m) => (isObject(m) ? respell(m, volumeMountFields) : m));
-  return pair;
+  const volumeAt = `${path}/${Object.keys(entry).find((k) => k.toLowerCase() === 'volume') ?? 'volume'}`;
+  const mountsAt = `${path}/${Object.keys(entry).find((k) => k.toLowerCase() === 'volumemounts') ?? 'volumeMounts'}`;
+  return {
+    ...(pair.volume !== undefined ? { volume: readKubernetes(pair.volume, 'V1Volume', volumeAt, issues) } : {}),
+    ...(pair.volumeMounts !== undefined ? { volumeMounts: readKubernetes(pair.volumeMounts, 'list:V1VolumeMount', mountsAt, issues) } : {}),
+  };
+}
+
+/** Every Kubernetes object of a block read as its type; `podLevel` reads securityContext as the pod's (the preview). */
+function readBlockValues(block: Json, raw: Json, path: string, podLevel: boolean, issues: Issues): void {
+  const writtenAs = (key: string) => Object.keys(raw).find((k) => k.toLowerCase() === key.toLowerCase()) ?? key;
+  for (const key of Object.keys(block)) {
+    const at = `${path}${pointer(writtenAs(key))}`;
+    if (key === 'volumes' && Array.isArray(block.volumes)) block.volumes = block.volumes.map((v, i) => readVolumeEntry(v, `${at}/${i}`, issues));
+    else if (key === 'probes' && isObject(block.probes)) {
+      const probes = respell(block.probes, ['liveness', 'readiness', 'startup']);
+      for (const probe of Object.keys(probes)) probes[probe] = readKubernetes(probes[probe], 'V1Probe', `${at}${pointer(probe)}`, issues);
+      block.probes = probes;
+    } else {
+      const kind = key === 'securityContext' && podLevel ? 'V1PodSecurityContext' : own(blockKinds, key);
+      if (kind) block[key] = readKubernetes(block[key], kind, at, issues);
+    }
+  }
 }
 
 /** One `{volume, volumeMounts}` pair of the preview, or a plain volume: the volumes and mounts it stands for. */
@@ -142,43 +200,21 @@ function normaliseServiceOptions(block: Json, path: string, lenient: boolean, is
   block.serviceOptions = options;
 }
 
+/** strategy.type in any case; its fields are read by readKubernetes. */
 function normaliseStrategy(block: Json): void {
-  if (!isObject(block.strategy)) return;
-  const strategy = respell(block.strategy, ['type', 'rollingUpdate']);
-  if (typeof strategy.type === 'string') strategy.type = known(strategyTypes, strategy.type) ?? strategy.type;
-  if (isObject(strategy.rollingUpdate)) strategy.rollingUpdate = respell(strategy.rollingUpdate, ['maxUnavailable', 'maxSurge']);
-  block.strategy = strategy;
-}
-
-function normaliseResources(block: Json): void {
-  if (isObject(block.resources)) block.resources = respell(block.resources, ['limits', 'requests', 'claims']);
-}
-
-/** nodeSelector values written as JSON numbers or booleans become the strings a label value is. */
-function normaliseNodeSelector(block: Json, path: string, issues: Issues): void {
-  if (!isObject(block.nodeSelector)) return;
-  const selector: Json = {};
-  for (const [key, v] of Object.entries(block.nodeSelector)) {
-    if (typeof v === 'number' || typeof v === 'boolean') {
-      issues.warn('IEO_W_COERCED_VALUE', `${path}/nodeSelector${pointer(key)}`, `nodeSelector.${key} ${JSON.stringify(v)} is read as the string "${String(v)}"`);
-      selector[key] = String(v);
-    } else selector[key] = v;
+  if (isObject(block.strategy) && typeof block.strategy.type === 'string') {
+    block.strategy = { ...block.strategy, type: known(strategyTypes, block.strategy.type) ?? block.strategy.type };
   }
-  block.nodeSelector = selector;
 }
 
-/** What both blocks share: the preview's spellings, shapes and string scalars. */
-function normaliseBlock(raw: Json, path: string, names: readonly string[], lenient: boolean, issues: Issues): Json {
-  const respelled = respell(raw, names);
-  if (Array.isArray(respelled.volumes)) respelled.volumes = respelled.volumes.map(respellVolumeEntry);
-  normaliseStrategy(respelled);
-  normaliseResources(respelled);
-  // Scalars are read once every key has its known spelling ("ReadOnly": "true" is a readOnly too), and
-  // before volume pairs are flattened, so that warnings point into the document as written.
-  const block = coerceKubernetesScalars(respelled, path, issues) as Json;
+/** What both blocks share: the preview's spellings, shapes and string scalars. `preview` reads as the preview did. */
+function normaliseBlock(raw: Json, path: string, names: readonly string[], preview: boolean, issues: Issues, written: Json = raw): Json {
+  const block = respell(raw, names);
+  // Values are read before volume pairs are flattened, so that warnings point into the document as written.
+  readBlockValues(block, written, path, preview, issues);
+  normaliseStrategy(block);
   flattenVolumes(block);
-  normaliseServiceOptions(block, path, lenient, issues);
-  normaliseNodeSelector(block, path, issues);
+  normaliseServiceOptions(block, path, preview, issues);
   return block;
 }
 
@@ -194,19 +230,18 @@ export function previewBlock(raw: unknown, path: string, issues: Issues): Json |
     issues.warn('IEO_W_K8S_EXPERIMENTAL', path, 'k8s-experimental is not an object; it is ignored, as the preview did');
     return undefined;
   }
-  const respelled = respell(raw, previewKeys);
-  if (isObject(respelled.securityContext)) respelled.securityContext = respell(respelled.securityContext, podSecurityFields);
-  const block = normaliseBlock(respelled, path, previewKeys, true, issues);
-  for (const key of Object.keys(block)) {
-    if (!(previewKeys as readonly string[]).includes(key) && key !== 'volumeMounts') {
+  const recognised: Json = {};
+  for (const [key, value] of Object.entries(respell(raw, previewKeys))) {
+    if ((previewKeys as readonly string[]).includes(key)) recognised[key] = value;
+    else {
       issues.warn('IEO_W_K8S_EXPERIMENTAL', `${path}${pointer(key)}`,
         `k8s-experimental.${key} is not a setting the preview knew (${previewKeys.join(', ')}); it is ignored, as the preview did (write it in the k8s block)`);
-      delete block[key];
     }
   }
+  const block = normaliseBlock(recognised, path, previewKeys, true, issues, raw);
   // The preview's securityContext is the pod's (a V1PodSecurityContext), not the container's.
   if (isObject(block.securityContext)) {
-    const pod = respell(block.securityContext, podSecurityFields);
+    const pod = { ...block.securityContext };
     for (const field of Object.keys(pod)) {
       if (!podSecurityFields.includes(field)) {
         issues.warn('IEO_W_K8S_EXPERIMENTAL', `${path}/securityContext${pointer(field)}`,

@@ -46,10 +46,26 @@ describe('k8s-experimental', () => {
     expect(container(r, 'm').volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
     expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000 });
     expect(outcome.warnings.map((w) => [w.code, w.path.split('k8s-experimental')[1]])).toEqual([
-      ['IEO_W_COERCED_VALUE', '/volumes/0/volumeMounts/0/readOnly'],
-      ['IEO_W_COERCED_VALUE', '/securityContext/runAsNonRoot'],
-      ['IEO_W_COERCED_VALUE', '/securityContext/runAsUser'],
+      ['IEO_W_COERCED_VALUE', '/Volumes/0/VolumeMounts/0/ReadOnly'],
+      ['IEO_W_COERCED_VALUE', '/SecurityContext/RunAsNonRoot'],
+      ['IEO_W_COERCED_VALUE', '/SecurityContext/RunAsUser'],
     ]);
+  });
+
+  it('reads Kubernetes objects by their type at every level, as the preview\'s JSON reader did', () => {
+    const outcome = one(moduleSpec('m', co({ 'k8s-experimental': {
+      volumes: [{
+        volume: { Name: 'cfg', ConfigMap: { Name: 'settings', Optional: 'true', DefaultMode: '420', Items: [{ Key: 'a', Path: 'a.yaml', Mode: '0' }] } },
+        volumeMounts: [{ name: 'cfg', mountPath: '/etc/app' }],
+      }],
+      strategy: { Type: 'rollingupdate', RollingUpdate: { MaxUnavailable: '1', MaxSurge: '25%' } },
+      securityContext: { SeLinuxOptions: { Level: 's0:c1' }, Sysctls: [{ Name: 'net.core.somaxconn', Value: 1024 }] },
+    } })));
+    const r = value(outcome);
+    expect(podSpec(r, 'm').volumes).toContainEqual({ name: 'cfg', configMap: { name: 'settings', optional: true, defaultMode: 420, items: [{ key: 'a', path: 'a.yaml', mode: 0 }] } });
+    expect(find<V1Deployment>(r, 'Deployment', 'm').spec?.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: '25%' } });
+    expect(podSpec(r, 'm').securityContext).toEqual({ seLinuxOptions: { level: 's0:c1' }, sysctls: [{ name: 'net.core.somaxconn', value: '1024' }] });
+    expect(codes(outcome.warnings).every((c) => c === 'IEO_W_COERCED_VALUE')).toBe(true);
   });
 
   it('treats null and "" as absent, and ignores unknown keys and a section that is not an object', () => {
