@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultClusterDir, healthyCluster, startControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { provideProjectImages } from './images.ts';
 
 declare global {
   var __iotedgeClusterUsers: number | undefined;
@@ -28,6 +29,9 @@ export default async function globalSetup(): Promise<void> {
     state = await startControlPlane(dir, { worker: true, kwokNodes: 1 });
     globalThis.__iotedgeClusterStartedDir = dir;
   }
+  // The operator's and the sample modules' images, for the tests that run them on the worker. Here, where no
+  // jest timeout applies: a cold machine builds them once (minutes), later runs reuse them.
+  await provideProjectImages(state);
   process.env.IOTEDGE_TEST_KUBECONFIG = state.kubeconfig;
   process.env.IOTEDGE_TEST_BIN = state.bin;
 }
