@@ -7,6 +7,8 @@ const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform,
   testEnvironment: 'node',
+  // The worker's containerd and kubelet state lives under .cluster/; jest need not crawl it.
+  modulePathIgnorePatterns: ['<rootDir>/.cluster/'],
 };
 
 export default {
