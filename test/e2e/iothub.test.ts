@@ -169,7 +169,8 @@ describe('IoT Hub mode', () => {
     await client.setOptions({ ca: hub.caCertPem });
     await client.open();
     try {
-      expect(hub.isConnected({ deviceId: ns, moduleId: 'sensor' })).toBe(true);
+      // open() resolves on CONNACK; the emulator records the connection on aedes' clientReady, which can come a moment later.
+      await eventually('the emulator to record the sensor\'s connection', async () => (hub.isConnected({ deviceId: ns, moduleId: 'sensor' }) ? true : undefined));
     } finally {
       await client.close();
     }

@@ -200,7 +200,8 @@ describe('rendered objects', () => {
   });
 
   it('configure the operator only through variables `iotedge-operator run` reads', async () => {
-    const known = new Set([...runCommand().options.map((o) => o.envVar), 'POD_NAMESPACE']);
+    // IOTEDGE_OPERATOR_IMAGE is read as the built-in hub's default image (--edge-hub-image).
+    const known = new Set([...runCommand().options.map((o) => o.envVar), 'POD_NAMESPACE', 'IOTEDGE_OPERATOR_IMAGE']);
     const everything = await render('ops', 'mode=cluster', 'replicas=3', 'storage.storageClass=fast', 'storage.retainVolumes=false',
       'networkPolicies=false', 'defaultHubHostName=hub.example.net', ...['allowPrivileged', 'allowHostNetwork', 'allowHostPid', 'allowHostIpc', 'allowHostPath', 'allowAddedCapabilities', 'allowDevices'].map((s) => `securityPolicy.${s}=true`));
     const env = envOf(everything);
@@ -210,10 +211,12 @@ describe('rendered objects', () => {
       IOTEDGE_OPERATOR_HEALTH_PROBE_BIND_ADDRESS: '0.0.0.0:8081',
       IOTEDGE_OPERATOR_METRICS_BIND_ADDRESS: '0.0.0.0:8080',
       IOTEDGE_OPERATOR_LOG_LEVEL: 'info',
+      IOTEDGE_OPERATOR_IMAGE: 'iotedge-operator:0.1.0',
       IOTEDGE_OPERATOR_CONCURRENCY: '4',
       IOTEDGE_OPERATOR_VOLUME_SIZE: '1Gi',
       IOTEDGE_OPERATOR_VOLUME_ACCESS_MODE: 'ReadWriteOnce',
       IOTEDGE_OPERATOR_PORT_BINDING_SERVICE_TYPE: 'LoadBalancer',
+      IOTEDGE_OPERATOR_RUN_AS_USER: '1000',
       IOTEDGE_OPERATOR_STORAGE_CLASS: 'fast',
       IOTEDGE_OPERATOR_HUB_HOST_NAME: 'hub.example.net',
       IOTEDGE_OPERATOR_ALLOW_PRIVILEGED: 'true',
