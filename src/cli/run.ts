@@ -44,7 +44,7 @@ export interface RunFlags extends PolicyFlags {
   edgeHubImage?: string;
   /** Lifetimes of the device CA and edgeHub's certificate, e.g. 90d, 12h, 600s. */
   deviceCaLifetime: string;
-  edgeHubCertLifetime: string;
+  edgehubCertLifetime: string;
 }
 
 const durationUnits: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -54,6 +54,14 @@ export function parseDuration(flag: string, value: string): number {
   const match = /^(\d+)([smhd])$/.exec(value.trim());
   if (!match || Number(match[1]) === 0) throw new Error(`${flag}: "${value}" is not a duration such as 90d, 12h, 30m or 600s`);
   return Number(match[1]) * durationUnits[match[2]!]!;
+}
+
+/** The device CA's and edgeHub certificate's lifetimes, from their flags. */
+export function certificateLifetimesFromFlags(flags: Pick<RunFlags, 'deviceCaLifetime' | 'edgehubCertLifetime'>): { caMs: number; serverMs: number } {
+  return {
+    caMs: parseDuration('--device-ca-lifetime', flags.deviceCaLifetime),
+    serverMs: parseDuration('--edgehub-cert-lifetime', flags.edgehubCertLifetime),
+  };
 }
 
 const flag = (name: string, env: string, description: string) => new Option(name, description).env(env);
@@ -202,10 +210,7 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     concurrency,
     logger: log,
     defaultHubHostName: flags.hubHostName,
-    certificateLifetimes: {
-      caMs: parseDuration('--device-ca-lifetime', flags.deviceCaLifetime),
-      serverMs: parseDuration('--edgehub-cert-lifetime', flags.edgeHubCertLifetime),
-    },
+    certificateLifetimes: certificateLifetimesFromFlags(flags),
     queueMetrics: {
       depth: queueHooks.onDepth,
       addsTotal: queueHooks.onAdd,

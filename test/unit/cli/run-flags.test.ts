@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { normaliseSwitchVariables, parseDuration, parseNamespaces, settingsFromFlags, type RunFlags } from '../../../src/cli/run.ts';
+import { certificateLifetimesFromFlags, normaliseSwitchVariables, parseDuration, parseNamespaces, runCommand, settingsFromFlags, type RunFlags } from '../../../src/cli/run.ts';
 
 describe('run flags', () => {
   it('treats a false-like switch variable as off and rejects nonsense', () => {
@@ -7,6 +7,15 @@ describe('run flags', () => {
     normaliseSwitchVariables(env);
     expect(env).toEqual({ IOTEDGE_OPERATOR_ALLOW_PRIVILEGED: 'true' });
     expect(() => normaliseSwitchVariables({ IOTEDGE_OPERATOR_LEADER_ELECT: 'maybe' })).toThrow('IOTEDGE_OPERATOR_LEADER_ELECT="maybe": expected true or false');
+  });
+
+  it('reads every setting from real command-line flags, defaults included (commander names the properties)', () => {
+    const command = runCommand();
+    command.parseOptions(['--edgehub-cert-lifetime', '30d', '--run-as-user', '1500']);
+    const flags = command.opts() as RunFlags;
+    const settings = settingsFromFlags(flags);
+    expect(certificateLifetimesFromFlags(flags)).toEqual({ caMs: 1825 * 86_400_000, serverMs: 30 * 86_400_000 });
+    expect(settings.runAsUser).toBe(1500);
   });
 
   it('reads namespaces as all or a list', () => {
@@ -20,7 +29,7 @@ describe('run flags', () => {
       namespaces: 'all', allowPrivileged: true, allowHostNetwork: false, allowHostPid: false, allowHostIpc: false, allowHostPath: true,
       allowAddedCapabilities: false, allowDevices: false, storageClass: 'local-path', volumeSize: '5Gi', volumeAccessMode: 'ReadWriteMany',
       deleteVolumesWithModules: true, portBindingServiceType: 'NodePort', networkPolicies: false, leaderElect: false, leaderElectionId: 'x',
-      healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info', deviceCaLifetime: '1825d', edgeHubCertLifetime: '90d',
+      healthProbeBindAddress: '0', metricsBindAddress: '0', concurrency: '2', logLevel: 'info', deviceCaLifetime: '1825d', edgehubCertLifetime: '90d',
       useMountSourceForVolumeName: true, runAsNonRoot: true, runAsUser: '2000',
     } satisfies RunFlags;
     expect(settingsFromFlags(flags)).toMatchObject({
