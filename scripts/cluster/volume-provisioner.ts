@@ -5,6 +5,7 @@
 // and mounts (the worker shares this machine's filesystem; KWOK mounts nothing), and released volumes
 // are removed.
 // Usage: volume-provisioner.ts <kubeconfig> <volume root directory>
+import { chmodSync, mkdirSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Informer } from '../../src/controller/informer.ts';
 import { KubeApiError, KubeClient } from '../../src/controller/kube-client.ts';
@@ -29,6 +30,11 @@ function provision(claim: V1PersistentVolumeClaim): void {
   if (claim.status?.phase !== 'Pending' || claim.spec?.volumeName || claim.metadata?.deletionTimestamp) return;
   if ((claim.spec?.storageClassName ?? storageClassName) !== storageClassName) return;
   const uid = claim.metadata!.uid!;
+  // hostPath ignores fsGroup, so a pod running as a non-root user (the built-in hub runs as 65532) could not
+  // write a directory kubelet creates as root 0755; like local-path provisioners, make it world-writable first.
+  const dir = `${volumeRoot}/${uid}`;
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
   const volume: V1PersistentVolume = {
     apiVersion: 'v1',
     kind: 'PersistentVolume',
@@ -39,7 +45,7 @@ function provision(claim: V1PersistentVolumeClaim): void {
       storageClassName,
       persistentVolumeReclaimPolicy: 'Retain',
       volumeMode: claim.spec?.volumeMode ?? 'Filesystem',
-      hostPath: { path: `${volumeRoot}/${uid}`, type: 'DirectoryOrCreate' },
+      hostPath: { path: dir, type: 'DirectoryOrCreate' },
       claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: claim.metadata!.namespace!, name: claim.metadata!.name!, uid },
     },
   };
