@@ -51,7 +51,7 @@ async function applied(): Promise<Applied> {
 beforeAll(async () => {
   await ensureCrd(cluster);
   ns = await createTestNamespace(cluster, 'contract');
-  operator = await startTestOperator(await operatorKubeConfig(cluster, ns), [ns]);
+  operator = await startTestOperator(await operatorKubeConfig(cluster, ns), [ns], { edgeHub: 'stock' });
   await cluster.objects.create(sampleEdgeDeployment(ns, {
     sensor: sampleModule('example.azurecr.io/sensor:1.0', { startupOrder: 1 }),
     filter: sampleModule('example.azurecr.io/filter:1.0', { startupOrder: 1 }),
