@@ -246,6 +246,7 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     namespaces,
     logger: log.child({ component: 'twin-sync' }),
     metrics: { twinSync: (result, namespace) => metrics.twinSync(result, namespace) },
+    edgeHub: settingsFromFlags(flags).edgeHub,
   });
   const endpoints = await startOperatorEndpoints({
     probeAddress: flags.healthProbeBindAddress,

@@ -23,6 +23,8 @@ export interface TwinSyncSupervisorOptions {
   metrics?: TwinSyncMetrics;
   timings?: Partial<TwinSyncTimings>;
   operator?: OperatorVersion;
+  /** The operator's `--edge-hub` setting (see DeviceTwinSyncOptions.edgeHub). */
+  edgeHub?: 'auto' | 'builtin' | 'stock';
 }
 
 /** The operator's version as edgeAgent reports its own: package version, build and commit from the image's env. */
@@ -158,6 +160,7 @@ export class TwinSyncSupervisor {
       logger: this.o.logger,
       metrics: this.o.metrics,
       timings: this.o.timings,
+      ...(this.o.edgeHub ? { edgeHub: this.o.edgeHub } : {}),
     });
   }
 

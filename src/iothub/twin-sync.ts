@@ -98,6 +98,11 @@ export interface DeviceTwinSyncOptions {
   metrics?: TwinSyncMetrics;
   timings?: Partial<TwinSyncTimings>;
   random?: () => number;
+  /**
+   * The operator's `--edge-hub` setting. With `builtin`, no stock edgeHub holds the `$edgeHub` identity
+   * (the built-in hub links each module on its own), so twin sync may read `$edgeHub`'s routes itself.
+   */
+  edgeHub?: 'auto' | 'builtin' | 'stock';
 }
 
 class ConnectFailure extends Error {
@@ -325,7 +330,7 @@ export class DeviceTwinSync {
   }
 
   /** The key of one of the device's system modules, read (or initialised) with the device's own SAS. */
-  private async moduleKey(api: DeviceApi, moduleId: '$edgeAgent'): Promise<string> {
+  private async moduleKey(api: DeviceApi, moduleId: '$edgeAgent' | '$edgeHub'): Promise<string> {
     let identity = await withDeadline(api.getModule(moduleId), this.t.operationMs, `GET module ${moduleId}`);
     // A new edge device's system modules have no keys until the runtime initialises them.
     if (!identity) identity = await withDeadline(api.putModule(moduleId, { managedBy: 'IotEdge' }), this.t.operationMs, `PUT module ${moduleId}`);
@@ -495,6 +500,22 @@ export class DeviceTwinSync {
     await this.applyDesired(session, this.heldVersion ?? 0);
   }
 
+  /**
+   * The $edgeHub twin's desired properties, through a short connection as the device's $edgeHub. Only
+   * with the built-in hub: a stock edgeHub holds that identity and would be knocked off IoT Hub.
+   */
+  private async readEdgeHubDesired(session: Session): Promise<JsonObject> {
+    const key = await this.moduleKey(session.api!, '$edgeHub');
+    const client = await this.openClient(session.credentials, '$edgeHub', key, session.caCertPem);
+    try {
+      const twin = await withDeadline(client.getTwin(), this.t.operationMs, 'reading the $edgeHub twin');
+      return jsonClone(twin.properties.desired);
+    } finally {
+      client.on('error', () => undefined);
+      await withDeadline(client.close(), 5_000, 'closing the $edgeHub connection').catch(() => undefined);
+    }
+  }
+
   /** Writes the held desired state (version `version`) into the resource, or reports why it cannot. */
   private async applyDesired(session: Session, version: number): Promise<void> {
     if (version !== this.heldVersion || !this.held) return; // a later version is queued behind this one
@@ -502,8 +523,10 @@ export class DeviceTwinSync {
     if (!resource?.metadata?.uid) return;
     const agentDesired = this.held;
     // The $edgeHub twin is edgeHub's own: it reads its routes there. Connecting as $edgeHub to read them
-    // would knock edgeHub off IoT Hub (one connection per identity), so spec.hub is left out here.
-    const outcome = specFromDesired(agentDesired, undefined, { namespace: this.namespace, name: this.name });
+    // would knock edgeHub off IoT Hub (one connection per identity), so spec.hub is left out here, unless
+    // the built-in hub runs as $edgeHub: it takes its routes from spec.hub and never holds that identity.
+    const hubDesired = this.o.edgeHub === 'builtin' && session.api ? await this.readEdgeHubDesired(session) : undefined;
+    const outcome = specFromDesired(agentDesired, hubDesired, { namespace: this.namespace, name: this.name });
     if (!outcome.ok) {
       await this.reject(version, outcome.status, `the desired state of $version ${version} is invalid`);
       return;
