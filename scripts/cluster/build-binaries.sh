@@ -6,6 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=k8s-wrapper-module.sh
+source "$here/k8s-wrapper-module.sh"
 
 cache_root=${IOTEDGE_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iotedge-operator}
 bin="$cache_root/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
@@ -25,32 +27,9 @@ trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 
 build_kubernetes() {
-  local minor staging upstream_mod cmds ld p
-  minor=$(cut -d. -f2 <<<"$K8S_VERSION")
-  staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$work/k8s" && cd "$work/k8s"
-  upstream_mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
-  {
-    echo "module local/k8sbins"
-    echo "go 1.24"
-    # Only the main module's godebug line counts, so upstream's must be repeated here.
-    grep -m1 '^godebug default=' "$upstream_mod" || true
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-  } > go.mod
-  # k8s.io/kubernetes requires its staging modules at v0.0.0; point each at its published tag.
-  grep -oE '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$upstream_mod" | awk '{print $1}' |
-    while read -r m; do go mod edit -replace="$m=$m@$staging"; done
-  cmds=""
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do cmds+=" k8s.io/kubernetes/cmd/$c"; done
-  # shellcheck disable=SC2086
-  go get -tool $(for c in $cmds; do echo "$c@$K8S_VERSION"; done) >&2
-  ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-    ld+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=$(date -u +%FT%TZ)"
-  done
-  # shellcheck disable=SC2086
-  go build -ldflags "$ld" -o "$bin/" $cmds
+  write_k8s_wrapper_module
+  build_k8s_commands "$bin" kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {
