@@ -29,7 +29,7 @@ export async function main(args: string[]): Promise<void> {
   const seed = Number(option(args, '--seed') ?? 20261203);
   const concurrency = Number(option(args, '--concurrency') ?? 6);
   // Server-side dry runs only: no node is needed beyond KWOK's.
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bench-corpus-')), { worker: false, kwokNodes: 1 });
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bench-corpus-')), { worker: false, kwokNodes: 1, ownerPid: process.pid });
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(state.kubeconfig);

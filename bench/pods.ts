@@ -97,7 +97,7 @@ interface Row {
 export async function main(args: string[]): Promise<void> {
   const options: Options = { sizes: numberList(option(args, '--sizes') ?? '1,20'), runs: Number(option(args, '--runs') ?? 3) };
   const began = performance.now();
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-pods-bench-')), { worker: true, kwokNodes: 0 });
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-pods-bench-')), { worker: true, kwokNodes: 0, ownerPid: process.pid });
   const clusterStart = (performance.now() - began) / 1000;
   let manager: OperatorManager | undefined;
   let pods: Informer<V1Pod> | undefined;

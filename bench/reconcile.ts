@@ -161,7 +161,7 @@ interface Figures {
 
 async function measure(n: number, options: Options): Promise<Figures> {
   // KWOK only: thousands of pods, none of them run.
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), `iotedge-operator-bench-${n}-`)), { worker: false, kwokNodes: 1 });
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), `iotedge-operator-bench-${n}-`)), { worker: false, kwokNodes: 1, ownerPid: process.pid });
   try {
     await kubectl(state, ['apply', '--server-side', '-f', join(repoRoot, 'crds')]);
     await kubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);

@@ -21,7 +21,7 @@ export async function main(args: string[]): Promise<void> {
   const refreshMs = Number(option(args, '--refresh-seconds') ?? 10) * 1000;
   const deviceCount = Number(option(args, '--devices') ?? 3);
   // KWOK only: the figures are the operator's writes, not a kubelet's.
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-steady-bench-')), { worker: false, kwokNodes: 1 });
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-steady-bench-')), { worker: false, kwokNodes: 1, ownerPid: process.pid });
   const hub = await startHubEmulator({ hubName: 'steady-bench-hub' });
   hub.setMaxListeners(0);
   setDefaultCACertificates([...getCACertificates('default'), hub.caCertPem]);

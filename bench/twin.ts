@@ -172,7 +172,7 @@ const row = (label: string, values: number[]) => [label, ms(percentile(values, 5
 export async function main(args: string[]): Promise<void> {
   const options = parseArgs(args);
   // KWOK only: the figures are the operator's and the API server's, not a kubelet's.
-  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-twin-bench-')), { worker: false, kwokNodes: 1 });
+  const state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-twin-bench-')), { worker: false, kwokNodes: 1, ownerPid: process.pid });
   const hub = await startHubEmulator({ hubName: 'bench-hub' });
   // One reportedPatch listener per device and change in flight.
   hub.setMaxListeners(0);

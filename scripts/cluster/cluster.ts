@@ -1,8 +1,9 @@
-// Command line for the local cluster: up [--kwok-nodes N] [--no-worker], down, status.
+// Command line for the local cluster: up [--kwok-nodes N] [--no-worker], down, status, prune.
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  componentStatus, defaultClusterDir, healthyCluster, kubectl, readState, repoRoot, restartKwok, startControlPlane, stopControlPlane,
+  componentStatus, defaultClusterDir, healthyCluster, kubectl, pruneOrphanClusters, readState, repoRoot, restartKwok, startControlPlane,
+  stopControlPlane,
 } from './control-plane.ts';
 import { workerComponentStatus } from './worker.ts';
 
@@ -64,15 +65,21 @@ async function down(): Promise<void> {
   console.log(stopped ? 'Stopped the local cluster and removed its data, network namespace, bridge, mounts and cgroups.' : 'No local cluster was running.');
 }
 
+async function prune(): Promise<void> {
+  const removed = await pruneOrphanClusters();
+  for (const dir of removed) console.log(`Stopped and removed the orphaned cluster ${dir}.`);
+  console.log(removed.length ? `Pruned ${removed.length} cluster(s) whose test or bench run had died.` : 'No orphaned test or bench cluster found.');
+}
+
 async function reloadStages(): Promise<void> {
   await restartKwok(defaultClusterDir);
   console.log('Restarted KWOK with the current stages.');
 }
 
-const commands: Record<string, () => Promise<void>> = { up, down, status, 'reload-stages': reloadStages };
+const commands: Record<string, () => Promise<void>> = { up, down, status, prune, 'reload-stages': reloadStages };
 const action = command ? commands[command] : undefined;
 if (!action) {
-  console.error(`usage: cluster.ts up [--kwok-nodes N] [--no-worker] | down | status | reload-stages   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
+  console.error(`usage: cluster.ts up [--kwok-nodes N] [--no-worker] | down | status | prune | reload-stages   (state in ${rel(defaultClusterDir)} under ${repoRoot})`);
   process.exit(2);
 }
 action().catch((error: unknown) => {

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -43,6 +43,8 @@ export interface ClusterState {
   worker?: WorkerState;
   /** Names of the KWOK nodes: tainted, for benchmarks and tests that place their namespace there (kwokNamespaceAnnotations). */
   kwokNodes?: string[];
+  /** The process this cluster belongs to (a test or bench run); `cluster:prune` stops the cluster once it is gone. */
+  ownerPid?: number;
 }
 
 export interface StartOptions {
@@ -50,6 +52,8 @@ export interface StartOptions {
   worker?: boolean;
   /** How many KWOK nodes to register. Default 1. */
   kwokNodes?: number;
+  /** Record this process as the owner, for `cluster:prune` (a cluster:up cluster has none: it outlives its CLI). */
+  ownerPid?: number;
 }
 
 /** Pods run only on KWOK nodes that tolerate this taint; kwokNamespaceAnnotations does it per namespace. */
@@ -148,7 +152,7 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
     scheduler: await freePort(),
   };
   const kubeconfig = join(dir, 'kubeconfig');
-  const state: ClusterState = { dir, bin, kubeconfig, apiServerUrl: '', ports, pids: {}, startedAt: new Date().toISOString(), kwokNodes: [] };
+  const state: ClusterState = { dir, bin, kubeconfig, apiServerUrl: '', ports, pids: {}, startedAt: new Date().toISOString(), kwokNodes: [], ownerPid: options.ownerPid };
   const pki = join(dir, 'pki');
   const p = (file: string) => join(pki, file);
 
@@ -353,6 +357,32 @@ export async function stopControlPlane(dir: string): Promise<boolean> {
   if (left.length > 0) throw new Error(`not removing ${dir}: still mounted: ${left.join(', ')}`);
   rmSync(dir, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * Stops the clusters of test and bench runs that died without their teardown (a jest run killed hard):
+ * clusters under the temp directory whose recorded owner process is gone. Never touches a cluster without
+ * an owner (cluster:up, the demo) or one whose owner still runs. Returns the directories it removed.
+ */
+export async function pruneOrphanClusters(parent: string = tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith('iotedge-operator-')) continue;
+    const state = readState(join(parent, entry));
+    if (!state?.ownerPid || processExists(state.ownerPid)) continue;
+    await stopControlPlane(state.dir);
+    removed.push(state.dir);
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export interface ComponentStatus {

@@ -111,7 +111,7 @@ describe('API server restarted mid-reconcile', () => {
 
   beforeAll(async () => {
     // A second, KWOK-only cluster of its own: this test stops its API server.
-    state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bounce-')), { worker: false, kwokNodes: 1 });
+    state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bounce-')), { worker: false, kwokNodes: 1, ownerPid: process.pid });
     await clusterKubectl(state, ['apply', '--server-side', '-f', join(repoRoot, 'crds')]);
     await clusterKubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
   });

@@ -26,7 +26,7 @@ export default async function globalSetup(): Promise<void> {
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'iotedge-operator-test-'));
     process.stderr.write(`\n[test] starting a cluster for this run in ${dir}\n`);
-    state = await startControlPlane(dir, { worker: true, kwokNodes: 1 });
+    state = await startControlPlane(dir, { worker: true, kwokNodes: 1, ownerPid: process.pid });
     globalThis.__iotedgeClusterStartedDir = dir;
   }
   // The operator's and the sample modules' images, for the tests that run them on the worker. Here, where no
