@@ -20,6 +20,7 @@ import { IdentityRegistry, isSystemModule } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
 import { restHandler, twinJson } from './rest.ts';
 import { checkCa, generateCa, issueServerCertificate } from './tls.ts';
+import { serveEmulatorWebSockets } from './websocket.ts';
 import type { PemPair } from './tls.ts';
 import { applyServicePatch, isJsonObject, replaceDesired } from './twin.ts';
 import type { JsonObject } from './twin.ts';
@@ -185,6 +186,7 @@ export class HubEmulator extends EventEmitter {
   private readonly httpsServer: HttpsServer;
   private readonly mqttServer: TlsServer;
   private readonly sockets = new Set<TLSSocket>();
+  private readonly closeWebSockets: () => void;
   private readonly delayed = new Set<NodeJS.Timeout>();
   private readonly dropRules = new FaultRules<true>();
   private readonly delayRules = new FaultRules<number>();
@@ -242,6 +244,11 @@ export class HubEmulator extends EventEmitter {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       this.mqtt.handle(socket);
+    });
+    this.closeWebSockets = serveEmulatorWebSockets(this.httpsServer, {
+      mqtt: (stream) => this.mqtt.handle(stream),
+      refuse: () => this.refuseTcpRules.take({}) !== undefined,
+      log: (message, fields) => this.log(message, fields),
     });
     this.mqttServer.on('tlsClientError', (error) => this.log('TLS handshake failed (does the client trust the emulator CA?)', { error: error.message }));
 
@@ -541,6 +548,7 @@ export class HubEmulator extends EventEmitter {
     this.saveTimer = undefined;
     await this.mqtt.stop();
     for (const socket of this.sockets) socket.destroy();
+    this.closeWebSockets();
     await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer)]);
     this.saveNow();
     this.log('hub emulator stopped');

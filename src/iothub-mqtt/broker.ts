@@ -6,7 +6,7 @@
 // Hub→client replies are written straight to the identity's connection: the twin and method topics are
 // shared by every client, so routing them through the broker would leak between identities.
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { checkConnect } from './connect.ts';
@@ -159,8 +159,8 @@ export class IotHubBroker extends EventEmitter {
     await this.broker.listen();
   }
 
-  /** Serves one accepted (TLS) connection. */
-  handle(socket: Socket): void {
+  /** Serves one accepted connection: a TLS socket, or a WebSocket's byte stream. */
+  handle(socket: Duplex): void {
     this.broker.handle(socket);
   }
 
