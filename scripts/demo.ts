@@ -16,6 +16,7 @@ import { startHubEmulator, type HubEmulator } from '../src/emulator/index.ts';
 import { defaultClusterDir, healthyCluster, kubectl, repoRoot, startControlPlane, stopControlPlane } from './cluster/control-plane.ts';
 import { deliveredOnRoute, parsePrometheus, receivedFromModule, sum, type Sample } from './demo/flow.ts';
 import { buildAll, operatorImage } from './images/build.ts';
+import { withProjectImagesLock } from './images/podman.ts';
 import { importIntoWorker, type StateWithWorker } from './images/worker-import.ts';
 
 const deviceId = 'demo-device';
@@ -72,9 +73,11 @@ async function ensureCluster(): Promise<StateWithWorker> {
 /** Builds what changed (the first run takes minutes; no deadline counts it) and imports what the worker lacks. */
 async function provideImages(state: StateWithWorker): Promise<void> {
   step('building the images with podman (first run: about 10 minutes; later runs reuse them by content hash)');
-  const images = await buildAll();
-  for (const i of images) console.log(`    ${i.reference.padEnd(60)} ${i.built ? `built in ${seconds(i.seconds * 1000)}` : 'cached'}`);
-  const imported = await importIntoWorker(state, images.filter((i) => !i.reference.startsWith('docker.io/library/node:')));
+  const imported = await withProjectImagesLock(async () => {
+    const images = await buildAll();
+    for (const i of images) console.log(`    ${i.reference.padEnd(60)} ${i.built ? `built in ${seconds(i.seconds * 1000)}` : 'cached'}`);
+    return importIntoWorker(state, images.filter((i) => !i.reference.startsWith('docker.io/library/node:')));
+  });
   step(`images in ${state.worker!.nodeName}'s containerd (${imported.imported.length ? `imported ${imported.imported.length} in ${seconds(imported.seconds * 1000)}` : 'all present'})`);
 }
 

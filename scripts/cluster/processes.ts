@@ -1,8 +1,8 @@
 // Process and command helpers shared by the control plane and the worker node: detached daemons whose
 // PIDs are recorded (and checked against PID reuse), polling, and kubectl at the cluster's version.
 import { execFile, spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 export const run = promisify(execFile);
@@ -21,6 +21,25 @@ export function startDetached(logFile: string, binary: string, args: string[], n
   child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${binary}`);
   return child.pid;
+}
+
+/**
+ * Runs `critical` holding an exclusive flock on `lockFile` (a `flock` child holds it, so the lock is
+ * released if this process dies); other processes of this machine wait their turn.
+ */
+export async function withFileLock<T>(lockFile: string, critical: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(lockFile), { recursive: true });
+  const holder = spawn('flock', ['-x', lockFile, '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolveLocked, reject) => {
+    holder.stdout.once('data', () => resolveLocked());
+    holder.once('exit', (code) => reject(new Error(`flock ${lockFile} exited with ${code}`)));
+  });
+  try {
+    return await critical();
+  } finally {
+    holder.stdin.end();
+    await new Promise((r) => holder.once('exit', r));
+  }
 }
 
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {

@@ -8,7 +8,7 @@
 // network 10.246.<N>.0/24, cgroup root iotedge-operator-w<N>, and the CNI network name. Everything else
 // (containerd's root, state and socket, kubelet's root, logs, iptables rules) lives in the cluster's
 // directory or in the worker's network namespace, and goes with them.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, unlinkSync, writeFileSync,
 } from 'node:fs';
@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dump as toYaml } from 'js-yaml';
 import { issueCertificate, kubeconfigYaml } from './pki.ts';
-import { isOurProcess, kubectl, log, run, runBuildScript, startDetached, stopPids, waitFor } from './processes.ts';
+import { isOurProcess, kubectl, log, run, runBuildScript, startDetached, stopPids, waitFor, withFileLock } from './processes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const workerNodeName = 'edge-worker-0';
@@ -105,20 +105,7 @@ interface SlotClaim {
 }
 
 /** Runs `critical` holding an exclusive flock on the slot directory (released if this process dies). */
-async function withSlotLock<T>(critical: () => Promise<T>): Promise<T> {
-  mkdirSync(slotDir, { recursive: true });
-  const holder = spawn('flock', ['-x', join(slotDir, '.lock'), '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolveLocked, reject) => {
-    holder.stdout.once('data', () => resolveLocked());
-    holder.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-  });
-  try {
-    return await critical();
-  } finally {
-    holder.stdin.end();
-    await new Promise((r) => holder.once('exit', r));
-  }
-}
+const withSlotLock = <T>(critical: () => Promise<T>): Promise<T> => withFileLock(join(slotDir, '.lock'), critical);
 
 function pidAlive(pid: number): boolean {
   try {

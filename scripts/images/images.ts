@@ -4,7 +4,7 @@
 import { defaultClusterDir, healthyCluster } from '../cluster/control-plane.ts';
 import { buildAll } from './build.ts';
 import type { BuiltImage } from './node-base.ts';
-import { imageSize } from './podman.ts';
+import { imageSize, withProjectImagesLock } from './podman.ts';
 import { importIntoWorker, type ImportResult, type StateWithWorker } from './worker-import.ts';
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
@@ -27,19 +27,21 @@ function printImported(result: ImportResult): void {
 
 async function main(): Promise<void> {
   const began = Date.now();
-  const images = await buildAll();
-  await printBuilt(images);
-  console.log(`built in ${((Date.now() - began) / 1000).toFixed(1)}s`);
-  if (process.argv.includes('--no-import')) return;
-  const state = (await healthyCluster(defaultClusterDir)) as StateWithWorker | undefined;
-  if (!state?.worker) {
-    console.log('No real worker is running (npm run cluster:up starts one); the images stay in the podman store until then.');
-    return;
-  }
-  const importBegan = Date.now();
-  // The base is only a build input: pods run the images made from it.
-  printImported(await importIntoWorker(state, images.filter((i) => !i.reference.startsWith('docker.io/library/node:'))));
-  console.log(`imported into ${state.worker.nodeName}'s containerd in ${((Date.now() - importBegan) / 1000).toFixed(1)}s`);
+  await withProjectImagesLock(async () => {
+    const images = await buildAll();
+    await printBuilt(images);
+    console.log(`built in ${((Date.now() - began) / 1000).toFixed(1)}s`);
+    if (process.argv.includes('--no-import')) return;
+    const state = (await healthyCluster(defaultClusterDir)) as StateWithWorker | undefined;
+    if (!state?.worker) {
+      console.log('No real worker is running (npm run cluster:up starts one); the images stay in the podman store until then.');
+      return;
+    }
+    const importBegan = Date.now();
+    // The base is only a build input: pods run the images made from it.
+    printImported(await importIntoWorker(state, images.filter((i) => !i.reference.startsWith('docker.io/library/node:'))));
+    console.log(`imported into ${state.worker.nodeName}'s containerd in ${((Date.now() - importBegan) / 1000).toFixed(1)}s`);
+  });
 }
 
 main().catch((error: unknown) => {

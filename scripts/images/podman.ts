@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { withFileLock } from '../cluster/processes.ts';
 import { cacheRoot } from './cache.ts';
 
 export const podmanRoot = join(cacheRoot, 'podman');
@@ -15,6 +16,14 @@ const globalFlags = [
   '--cgroup-manager', 'cgroupfs',
   '--events-backend', 'file',
 ];
+
+/**
+ * Serialises everything from building the project's images to importing them into a worker, across the
+ * processes of this machine. Every worktree builds the same tags (localhost/iotedge-operator:dev, …)
+ * from its own sources, so without it one run could save or import another's image under its tag,
+ * or delete the archive another is about to import.
+ */
+export const withProjectImagesLock = <T>(critical: () => Promise<T>): Promise<T> => withFileLock(join(podmanRoot, '.project-images.lock'), critical);
 
 export interface RunResult { stdout: string; stderr: string }
 
