@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseSas, resourceCovers, verifySas } from '../runtime/sas.ts';
 import { deviceScopeRoute, isDeviceScopeOperation } from './device-scope.ts';
 import { HubError } from './errors.ts';
+import { serveQuery } from './queries.ts';
 import type { DeviceRecord, ModuleRecord } from './registry.ts';
 import { isJsonObject, restTwinProperties, TwinValidationError } from './twin.ts';
 import type { JsonObject } from './twin.ts';
@@ -23,10 +24,12 @@ export class HttpResult {
   readonly status: number;
   readonly body: unknown;
   readonly etag: string | undefined;
-  constructor(status: number, body?: unknown, etag?: string) {
+  readonly headers: Record<string, string>;
+  constructor(status: number, body?: unknown, etag?: string, headers: Record<string, string> = {}) {
     this.status = status;
     this.body = body;
     this.etag = etag;
+    this.headers = headers;
   }
 }
 
@@ -221,6 +224,11 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
     if (principal.kind !== 'service') throw new HubError('IotHubUnauthorizedAccess', `Unauthorized. ${url.pathname} needs a service policy token.`);
   };
 
+  if (root === 'devices' && id === 'query' && sub === undefined && method === 'POST') {
+    serviceOnly();
+    const page = serveQuery(hub, await readBody(req), header(req, 'x-ms-max-item-count'), header(req, 'x-ms-continuation'));
+    return new HttpResult(200, page.items, undefined, page.headers);
+  }
   if (root === 'devices') {
     if (id === undefined) {
       serviceOnly();
@@ -339,7 +347,7 @@ export function restHandler(hub: HubEmulator, admin: (req: IncomingMessage, res:
         if (!url.searchParams.get('api-version')) throw new HubError('InvalidProtocolVersion', 'The api-version query parameter is required.');
         const principal = authorize(hub, header(req, 'authorization'));
         const result = await route(hub, req, principal);
-        sendJson(res, result.status, result.body, result.etag === undefined ? {} : { etag: `"${result.etag}"` });
+        sendJson(res, result.status, result.body, { ...result.headers, ...(result.etag === undefined ? {} : { etag: `"${result.etag}"` }) });
       } catch (error) {
         if (error instanceof HubError) sendHubError(res, error);
         else if (error instanceof TwinValidationError) sendHubError(res, new HubError('ArgumentInvalid', error.message));
