@@ -19,7 +19,7 @@ import { readOrCreateRootKey } from '../controller/device-trust.ts';
 import { contentHash, desiredVersionAnnotation } from '../controller/reconciler.ts';
 import { edgeDeploymentResource, objectPath } from '../controller/resources.ts';
 import { withDeadline } from '../runtime/deadline.ts';
-import { labelKeys, moduleName, sanitizeLabelValue } from '../translate/names.ts';
+import { commonLabels, labelKeys, moduleName, sanitizeLabelValue } from '../translate/names.ts';
 import { ConnectionStringError, moduleConnectionString, parseConnectionString, type HubCredentials } from './connection-string.ts';
 import { decidePatch, desiredVersionOf, isJsonObject, mergeDesiredPatch, specFromDesired, stripTwinMetadata, type JsonObject } from './desired.ts';
 import { DeviceApi, HubRestError } from './device-api.ts';
@@ -554,9 +554,11 @@ export class DeviceTwinSync {
         throw error;
       }
       for (const secret of outcome.value.secrets) {
+        // Labelled like every object the operator writes: the admission policy refuses the operator an unlabelled one.
+        const labels = commonLabels({ ownerName: resource.metadata.name!, deviceId: resource.spec?.deviceId ?? this.namespace }, 'registry-credential');
         await applyObject(this.o.client, `/api/v1/namespaces/${this.namespace}/secrets/${encodeURIComponent(secret.metadata!.name!)}`, {
           ...secret,
-          metadata: { ...secret.metadata, ownerReferences: [ownerReference(resource)] },
+          metadata: { ...secret.metadata, labels: { ...secret.metadata?.labels, ...labels }, ownerReferences: [ownerReference(resource)] },
         });
       }
       const written = await applyObject<EdgeDeployment>(this.o.client, path, body);

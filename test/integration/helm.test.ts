@@ -47,6 +47,7 @@ async function render(namespace: string, ...sets: string[]): Promise<K8sObject[]
   return (loadAll(text) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
 }
 
+const parse = (text: string) => (loadAll(text) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
 const find = (objects: K8sObject[], kind: string, name?: string) =>
   objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
 const deploymentOf = (objects: K8sObject[]) => find(objects, 'Deployment')[0] as unknown as V1Deployment;
@@ -59,6 +60,9 @@ const shippedRbac = loadAll(readFileSync(join(repoRoot, 'manifests/base/rbac.yam
 const shippedClusterRules = shippedRbac.find((o) => o.kind === 'ClusterRole')!.rules;
 const shippedLeaderRules = shippedRbac.find((o) => o.kind === 'Role')!.rules;
 const rulesOf = (o: K8sObject | undefined) => (o as { rules?: V1PolicyRule[] } | undefined)?.rules ?? [];
+/** The shipped leader-election rules for a Lease of another name (the chart names it after the release). */
+const leaderRulesFor = (lease: string) => shippedLeaderRules.map((r) => (r.resourceNames ? { ...r, resourceNames: [lease] } : r));
+const clusterScopedKinds = ['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
 
 /** A kubeconfig that authenticates as the given ServiceAccount, with a token from the TokenRequest API. */
 async function serviceAccountKubeConfig(namespace: string, serviceAccount: string): Promise<KubeConfig> {
@@ -112,13 +116,13 @@ async function expectNothingLeft(namespace: string, release: string, manifest: K
   await eventually(`release ${release}'s objects deleted`, async () => {
     const left: string[] = [];
     for (const o of manifest) {
-      const ns = o.metadata.namespace ?? (['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) ? undefined : namespace);
+      const ns = o.metadata.namespace ?? (clusterScopedKinds.includes(o.kind) ? undefined : namespace);
       const group = o.apiVersion.includes('/') ? o.apiVersion.split('/')[0] : undefined;
       const resource = group ? `${o.kind.toLowerCase()}.${group}` : o.kind.toLowerCase();
       const found = await kubectl(cluster, ['get', resource, o.metadata.name, ...(ns ? ['-n', ns] : []), '--ignore-not-found', '-o', 'name']);
       if (found.trim()) left.push(found.trim());
     }
-    for (const kinds of ['deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,roles,rolebindings,edgedeployments', 'clusterroles,clusterrolebindings']) {
+    for (const kinds of ['deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,roles,rolebindings,edgedeployments', 'clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings']) {
       const byLabel = await kubectl(cluster, ['get', kinds, ...(kinds.startsWith('cluster') ? [] : ['-n', namespace]), '-l', `app.kubernetes.io/instance=${release},app.kubernetes.io/managed-by=Helm`, '-o', 'name']);
       left.push(...byLabel.split('\n').filter(Boolean));
     }
@@ -180,7 +184,7 @@ describe('rendered objects', () => {
     const objects = await render('ops', 'mode=cluster');
     expect(find(objects, 'ClusterRole')).toHaveLength(1);
     expect(rulesOf(find(objects, 'ClusterRole')[0])).toEqual(shippedClusterRules);
-    expect(rulesOf(find(objects, 'Role', 'rel-iotedge-operator-leader-election')[0])).toEqual(shippedLeaderRules);
+    expect(rulesOf(find(objects, 'Role', 'rel-iotedge-operator-leader-election')[0])).toEqual(leaderRulesFor('rel-iotedge-operator'));
     const binding = find(objects, 'ClusterRoleBinding')[0] as unknown as { subjects: unknown[]; roleRef: { name: string } };
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-iotedge-operator', namespace: 'ops' }]);
     expect(binding.roleRef.name).toBe('rel-iotedge-operator');
@@ -191,12 +195,44 @@ describe('rendered objects', () => {
     const role = find(objects, 'Role', 'rel-iotedge-operator')[0];
     const nodeReader = find(objects, 'ClusterRole')[0];
     expect(grants(rulesOf(role)).some((g) => g.includes('/nodes:'))).toBe(false);
-    expect(grants(rulesOf(nodeReader))).toEqual(['/nodes:get', '/nodes:list']);
+    expect(grants(rulesOf(nodeReader))).toEqual(['/nodes:list']);
     expect(grants([...rulesOf(role), ...rulesOf(nodeReader)])).toEqual(grants(shippedClusterRules));
-    expect(rulesOf(find(objects, 'Role', 'rel-iotedge-operator-leader-election')[0])).toEqual(shippedLeaderRules);
+    // The Namespace rule (Pod Security Admission labels) reaches the release namespace alone.
+    expect(rulesOf(role).find((r) => r.resources?.includes('namespaces'))?.resourceNames).toEqual(['dev1']);
+    expect(rulesOf(find(objects, 'Role', 'rel-iotedge-operator-leader-election')[0])).toEqual(leaderRulesFor('rel-iotedge-operator'));
     const withoutNodes = await render('dev1', 'rbac.readNodes=false');
     expect(find(withoutNodes, 'ClusterRole')).toEqual([]);
     expect(find(withoutNodes, 'ClusterRoleBinding')).toEqual([]);
+  });
+
+  it('bind the rules per watched namespace in cluster mode with watchNamespaces: no ClusterRoleBinding but for Nodes', async () => {
+    const objects = await render('ops', 'mode=cluster', 'watchNamespaces={dev1,dev2}');
+    expect(rulesOf(find(objects, 'ClusterRole', 'rel-iotedge-operator')[0])).toEqual(shippedClusterRules.filter((r) => !r.resources?.includes('nodes')));
+    const bindings = find(objects, 'RoleBinding', 'rel-iotedge-operator') as unknown as { metadata: { namespace: string }; roleRef: { kind: string; name: string }; subjects: unknown[] }[];
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(['dev1', 'dev2']);
+    for (const b of bindings) {
+      expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'rel-iotedge-operator' });
+      expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-iotedge-operator', namespace: 'ops' }]);
+    }
+    const clusterBindings = find(objects, 'ClusterRoleBinding') as unknown as { roleRef: { name: string } }[];
+    expect(clusterBindings.map((b) => b.roleRef.name)).toEqual(['rel-iotedge-operator-ops-nodes']);
+    expect(grants(rulesOf(find(objects, 'ClusterRole', 'rel-iotedge-operator-ops-nodes')[0]))).toEqual(['/nodes:list']);
+    expect(find(await render('ops', 'mode=cluster', 'watchNamespaces={dev1}', 'rbac.readNodes=false'), 'ClusterRoleBinding')).toEqual([]);
+  });
+
+  it('render the admission policy of manifests/base for the release\'s ServiceAccount alone, in every mode', async () => {
+    const shipped = parse(readFileSync(join(repoRoot, 'manifests/base/admission-policy.yaml'), 'utf8'));
+    const shippedSpec = (find(shipped, 'ValidatingAdmissionPolicy')[0] as unknown as { spec: Record<string, unknown> }).spec;
+    for (const sets of [[], ['mode=cluster'], ['mode=cluster', 'watchNamespaces={dev1}']]) {
+      const objects = await render('ops', ...sets);
+      const policy = find(objects, 'ValidatingAdmissionPolicy')[0] as unknown as { metadata: { name: string }; spec: Record<string, unknown> };
+      expect(policy.metadata.name).toBe('rel-iotedge-operator-ops-writes');
+      expect({ ...policy.spec, matchConditions: undefined }).toEqual({ ...shippedSpec, matchConditions: undefined });
+      expect(policy.spec.matchConditions).toEqual([{ name: 'the-operator', expression: "request.userInfo.username == 'system:serviceaccount:ops:rel-iotedge-operator'" }]);
+      const binding = find(objects, 'ValidatingAdmissionPolicyBinding')[0] as unknown as { spec: unknown };
+      expect(binding.spec).toEqual({ policyName: 'rel-iotedge-operator-ops-writes', validationActions: ['Deny'] });
+    }
+    expect(find(await render('ops', 'rbac.admissionPolicy=false'), 'ValidatingAdmissionPolicy')).toEqual([]);
   });
 
   it('configure the operator only through variables `iotedge-operator run` reads', async () => {
@@ -298,9 +334,11 @@ describe('server-side dry run', () => {
 
   it.each([
     ['namespace', [`iotHub.connectionString=${connectionString('d1')}`]],
-    ['cluster', ['mode=cluster', 'replicas=2', 'watchNamespaces={a,b}']],
+    // The watched namespace must exist for its RoleBinding; the release's own serves here.
+    ['cluster', ['mode=cluster', 'replicas=2', 'watchNamespaces={<release namespace>}']],
   ])('the API server accepts helm template output in %s mode, CRD included', async (_, sets) => {
-    const manifest = await helm('template', `dry-${randomBytes(2).toString('hex')}`, chart, '-n', ns, '--include-crds', ...sets.flatMap((s) => ['--set', s]));
+    const manifest = await helm('template', `dry-${randomBytes(2).toString('hex')}`, chart, '-n', ns, '--include-crds',
+      ...sets.flatMap((s) => ['--set', s.replace('<release namespace>', ns)]));
     const out = await kubectl(cluster, ['apply', '--dry-run=server', '-n', ns, '-f', '-'], manifest);
     expect(out).toMatch(/deployment\.apps\/\S+ (created|configured) \(server dry run\)/);
     expect(out).toContain('customresourcedefinition.apiextensions.k8s.io/edgedeployments.iotedge-operator.io');
@@ -324,7 +362,7 @@ describe('helm install, upgrade and uninstall', () => {
       expect(Buffer.from(secret.data!.connectionString!, 'base64').toString()).toBe(connectionString(ns));
       expect(grants((await rbacApi.readNamespacedRole({ name: `${ns}-iotedge-operator`, namespace: ns })).rules ?? []))
         .toEqual(grants(shippedClusterRules).filter((g) => !g.includes('/nodes:')));
-      expect((await rbacApi.readClusterRole({ name: `${ns}-iotedge-operator-${ns}-nodes` })).rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] }]);
+      expect((await rbacApi.readClusterRole({ name: `${ns}-iotedge-operator-${ns}-nodes` })).rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }]);
 
       const upgrade = await helm('upgrade', ns, chart, '-n', ns, '--reuse-values', '--set', 'logLevel=debug', '--wait', '--timeout', '120s');
       expect(upgrade).toContain('REVISION: 2');
@@ -338,7 +376,7 @@ describe('helm install, upgrade and uninstall', () => {
       }, 90_000);
 
       const manifest = (loadAll(await helm('get', 'manifest', ns, '-n', ns)) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
-      expect(manifest.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'EdgeDeployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount']);
+      expect(manifest.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'EdgeDeployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
       await helm('uninstall', ns, '-n', ns, '--wait', '--timeout', '120s');
       await expectNothingLeft(ns, ns, manifest);
       // The CRD is not the release's to delete.
@@ -386,7 +424,7 @@ describe('helm install, upgrade and uninstall', () => {
       await operatorPodsRunning(ns, release, 2);
 
       const manifest = (loadAll(await helm('get', 'manifest', release, '-n', ns)) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
-      expect(manifest.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+      expect(manifest.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
       await helm('uninstall', release, '-n', ns, '--wait', '--timeout', '120s');
       await expectNothingLeft(ns, release, manifest);
     } finally {

@@ -37,6 +37,7 @@ describe('manifests/base', () => {
   it('renders the operator, its rights and the CRD into namespace iotedge-operator', () => {
     expect(rendered.map((o) => o.kind).sort()).toEqual([
       'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'ServiceAccount',
+      'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
     ]);
     expect(one(rendered, 'Namespace').metadata.name).toBe('iotedge-operator');
     for (const o of rendered.filter((x) => ['ServiceAccount', 'Role', 'RoleBinding', 'Deployment'].includes(x.kind))) {
@@ -69,9 +70,10 @@ describe('manifests/base', () => {
 
   it('is accepted by the API server (server-side dry run of its cluster-scoped objects)', async () => {
     // Its namespaced objects cannot be dry-run before namespace iotedge-operator exists; the overlay below applies them.
-    const clusterScoped = rendered.filter((o) => ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind));
+    const clusterScoped = rendered.filter((o) => ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind));
     const out = await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '--dry-run=server', '-f', '-'], clusterScoped.map((o) => JSON.stringify(o)).join('\n---\n'));
-    expect(out.trim().split('\n')).toHaveLength(4);
+    expect(out.trim().split('\n')).toHaveLength(6);
+    expect(out).toContain('validatingadmissionpolicy.admissionregistration.k8s.io/iotedge-operator-writes serverside-applied (server dry run)');
     expect(out).toContain('clusterrolebinding.rbac.authorization.k8s.io/iotedge-operator serverside-applied (server dry run)');
   });
 });
@@ -118,15 +120,38 @@ describe('an overlay of manifests/base into a namespace of its own', () => {
     const binding = JSON.parse(await kubectl(cluster, ['get', 'clusterrolebinding', `${id}-iotedge-operator`, '-o', 'json'])) as { subjects: unknown[]; roleRef: { name: string } };
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: `${id}-iotedge-operator`, namespace: id }]);
     expect(binding.roleRef.name).toBe(`${id}-iotedge-operator`);
+    // The namePrefix renames the admission policy and the binding's reference with it (kustomizeconfig.yaml).
+    const policyBinding = JSON.parse(await kubectl(cluster, ['get', 'validatingadmissionpolicybinding', `${id}-iotedge-operator-writes`, '-o', 'json'])) as { spec: { policyName: string } };
+    expect(policyBinding.spec.policyName).toBe(`${id}-iotedge-operator-writes`);
+    await kubectl(cluster, ['get', 'validatingadmissionpolicy', policyBinding.spec.policyName]);
     await eventually('the operator pod Running', async () => {
       const pods = await cluster.core.listNamespacedPod({ namespace: id, labelSelector: 'app.kubernetes.io/component=operator' });
       return pods.items.length === 1 && pods.items[0]?.status?.phase === 'Running' ? pods.items : undefined;
     }, 90_000);
   });
 
+  it('holds the overlay\'s renamed ServiceAccount to the admission policy: an unlabelled Secret is refused, a labelled one created', async () => {
+    const as = `--as=system:serviceaccount:${id}:${id}-iotedge-operator`;
+    const secret = (name: string, labels: Record<string, string>) => JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: id, labels }, stringData: { k: 'v' } });
+    // A new policy takes effect within a second or so: until then a create may pass, and is undone.
+    const refusal = await eventually('the unlabelled Secret refused by the admission policy', async () => {
+      const outcome = await kubectl(cluster, [as, 'create', '-f', '-'], secret('unlabelled', {})).then(() => 'created', (error: Error) => error.message);
+      if (outcome === 'created') {
+        await kubectl(cluster, ['-n', id, 'delete', 'secret', 'unlabelled']);
+        return undefined;
+      }
+      if (!outcome.includes('ValidatingAdmissionPolicy')) throw new Error(outcome);
+      return outcome;
+    });
+    expect(refusal).toMatch(/ValidatingAdmissionPolicy '[^']*iotedge-operator-writes'.*denied request: iotedge-operator writes only objects labelled/);
+    expect(await eventually('the labelled Secret created', async () =>
+      kubectl(cluster, [as, 'create', '-f', '-'], secret('labelled', { 'app.kubernetes.io/managed-by': 'iotedge-operator' })).catch(() => undefined))).toContain('secret/labelled created');
+  });
+
   it('uninstalls with kubectl delete -k, cluster-scoped objects included', async () => {
     await kubectl(cluster, ['delete', '-k', overlay, '--wait=true', '--timeout=120s']);
-    for (const [resource, name] of [['clusterrole', `${id}-iotedge-operator`], ['clusterrolebinding', `${id}-iotedge-operator`], ['namespace', id]] as const) {
+    for (const [resource, name] of [['clusterrole', `${id}-iotedge-operator`], ['clusterrolebinding', `${id}-iotedge-operator`],
+      ['validatingadmissionpolicy', `${id}-iotedge-operator-writes`], ['validatingadmissionpolicybinding', `${id}-iotedge-operator-writes`], ['namespace', id]] as const) {
       await eventually(`${resource} ${name} gone`, async () =>
         (await kubectl(cluster, ['get', resource, name, '--ignore-not-found', '-o', 'name'])).trim() === '' ? true : undefined, 120_000);
     }

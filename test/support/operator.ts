@@ -1,5 +1,6 @@
 // Runs the real operator (OperatorManager) in the test process, authenticated as a ServiceAccount that
-// holds exactly the rules in manifests/base/rbac.yaml, so a missing RBAC rule fails the tests.
+// holds exactly the rules in manifests/base/rbac.yaml and is held to manifests/base/admission-policy.yaml,
+// so a missing RBAC rule, or a write of an object the operator does not label as its own, fails the tests.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,8 +26,25 @@ export function ensureCrd(cluster: TestCluster): Promise<void> {
   return crdInstalled;
 }
 
-/** A ServiceAccount bound to the operator's ClusterRole (and leader-election Role), and a kubeconfig for it. */
+let admissionPolicyInstalled: Promise<void> | undefined;
+
+/**
+ * Installs the kustomize base's admission policy (once per test file). It holds every ServiceAccount whose
+ * name ends in iotedge-operator, the test operators' included, to writing only objects labelled as the
+ * operator's. A new policy takes a moment to take effect; the first test operator's writes are all labelled
+ * anyway, so nothing waits for it.
+ */
+export function ensureAdmissionPolicy(cluster: TestCluster): Promise<void> {
+  admissionPolicyInstalled ??= kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'manifests/base/admission-policy.yaml')]).then(() => undefined);
+  return admissionPolicyInstalled;
+}
+
+/**
+ * A ServiceAccount bound to the operator's ClusterRole (and leader-election Role), held to the operator's
+ * admission policy, and a kubeconfig for it.
+ */
 export async function operatorKubeConfig(cluster: TestCluster, namespace: string): Promise<KubeConfig> {
+  await ensureAdmissionPolicy(cluster);
   const suffix = randomBytes(3).toString('hex');
   const rbac = loadAll(readFileSync(join(repoRoot, 'manifests/base/rbac.yaml'), 'utf8')) as { kind: string; metadata: { name: string } }[];
   const clusterRole = rbac.find((o) => o.kind === 'ClusterRole')!;
@@ -49,13 +67,18 @@ export async function operatorKubeConfig(cluster: TestCluster, namespace: string
     },
   ];
   await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', '-'], docs.map((d) => JSON.stringify(d)).join('\n---\n'));
-  const token = (await kubectl(cluster, ['-n', namespace, 'create', 'token', 'iotedge-operator', '--duration=2h'])).trim();
+  return serviceAccountKubeConfig(cluster, namespace, 'iotedge-operator');
+}
+
+/** A kubeconfig that authenticates as the given ServiceAccount, with a token from the TokenRequest API. */
+export async function serviceAccountKubeConfig(cluster: TestCluster, namespace: string, serviceAccount: string): Promise<KubeConfig> {
+  const token = (await kubectl(cluster, ['-n', namespace, 'create', 'token', serviceAccount, '--duration=2h'])).trim();
   const admin = load(readFileSync(cluster.kubeconfigPath, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[] };
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'local', server: admin.clusters[0]!.cluster.server, caData: admin.clusters[0]!.cluster['certificate-authority-data'] }],
-    users: [{ name: 'iotedge-operator', token }],
-    contexts: [{ name: 'operator', cluster: 'local', user: 'iotedge-operator', namespace }],
+    users: [{ name: serviceAccount, token }],
+    contexts: [{ name: 'operator', cluster: 'local', user: serviceAccount, namespace }],
     currentContext: 'operator',
   });
   return kc;

@@ -71,17 +71,20 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
-The operator's rights: the same rules as manifests/base/rbac.yaml, split into the namespaced ones and the
-cluster-scoped Node rule. test/integration/helm.test.ts compares the rendered rules with that file.
+The operator's rights: the same rules as manifests/base/rbac.yaml, split into the namespaced ones, the
+Namespace labels for Pod Security Admission and the cluster-scoped Node rule. Every verb is one the operator
+sends (docs/security.md lists them by call site); test/integration/rbac.test.ts runs the operator under them
+in each mode, so a missing rule fails a test. test/integration/helm.test.ts compares them with that file.
 */}}
 {{- define "iotedge-operator.namespacedRules" -}}
-# The desired state it reconciles, and the status it reports.
+# The desired state it reconciles; patch adds twin sync's finalizer and applies the spec from IoT Hub.
 - apiGroups: [iotedge-operator.io]
   resources: [edgedeployments]
   verbs: [get, list, watch, patch]
+# The status it reports, by server-side apply.
 - apiGroups: [iotedge-operator.io]
   resources: [edgedeployments/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # Setting blockOwnerDeletion on children requires the right to update the owner's finalizers.
 - apiGroups: [iotedge-operator.io]
   resources: [edgedeployments/finalizers]
@@ -96,23 +99,56 @@ cluster-scoped Node rule. test/integration/helm.test.ts compares the rendered ru
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
-# Events on EdgeDeployments.
-- apiGroups: ["", events.k8s.io]
+# Events on EdgeDeployments (created, never updated).
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
+{{- end }}
+
+{{/*
+Pod Security Admission labels on served namespaces (securityPolicy.labelNamespaces): the operator reads the
+Namespace, then server-side applies the label. Bound by a RoleBinding in a namespace, this reaches that
+Namespace object alone (the API server authorizes GET /api/v1/namespaces/<ns> in namespace <ns>).
+*/}}
+{{- define "iotedge-operator.namespaceLabelRules" -}}
+{{- if ne .Values.securityPolicy.labelNamespaces false -}}
+# Pod Security Admission labels on the namespaces it serves.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, patch]
+{{- end }}
 {{- end }}
 
 {{- define "iotedge-operator.nodeRules" -}}
 # Reported runtime.platform (os, architecture) comes from the Node objects.
 - apiGroups: [""]
   resources: [nodes]
-  verbs: [get, list]
+  verbs: [list]
 {{- end }}
 
+{{/* The Lease by name; create cannot be narrowed by name (the object has no name before it exists). */}}
 {{- define "iotedge-operator.leaderElectionRules" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, create, update]
+  resourceNames: [{{ include "iotedge-operator.leaseName" . | quote }}]
+  verbs: [get, update]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+{{- end }}
+
+{{/* Cluster-mode objects without watchNamespaces: the operator's rights reach every namespace. */}}
+{{- define "iotedge-operator.allNamespaces" -}}
+{{- if and (eq .Values.mode "cluster") (not .Values.watchNamespaces) }}true{{ end }}
+{{- end }}
+
+{{/* The ServiceAccount's user name, as the API server sees it in a request. */}}
+{{- define "iotedge-operator.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "iotedge-operator.fullname" .) }}
+{{- end }}
+
+{{- define "iotedge-operator.admissionPolicyName" -}}
+{{- printf "%s-%s-writes" (include "iotedge-operator.fullname" .) .Release.Namespace }}
 {{- end }}
 
 {{/* The Secret holding the device connection string, and its key. */}}
@@ -159,4 +195,59 @@ cluster-scoped Node rule. test/integration/helm.test.ts compares the rendered ru
 {{- fail (printf "iotHub.deviceId: %q differs from the connection string's DeviceId %q; leave iotHub.deviceId empty" $hub.deviceId $fromString) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The admission policy's spec; manifests/base/admission-policy.yaml holds the same (test/integration/helm.test.ts
+compares them), with a matchCondition of its own. The kinds are the operator's ownedKinds
+(src/controller/resources.ts; test/unit/rbac-manifests.test.ts keeps them equal). Events are left out: the
+operator cannot label the Events it records about an EdgeDeployment, and an Event grants nothing.
+*/}}
+{{- define "iotedge-operator.admissionPolicySpec" -}}
+failurePolicy: Fail
+matchConstraints:
+  resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["*"]
+      operations: [CREATE, UPDATE, DELETE]
+      resources: [pods, services, configmaps, secrets, serviceaccounts, persistentvolumeclaims]
+    - apiGroups: [apps]
+      apiVersions: ["*"]
+      operations: [CREATE, UPDATE, DELETE]
+      resources: [deployments]
+    - apiGroups: [networking.k8s.io]
+      apiVersions: ["*"]
+      operations: [CREATE, UPDATE, DELETE]
+      resources: [networkpolicies]
+    - apiGroups: [""]
+      apiVersions: ["*"]
+      operations: [UPDATE]
+      resources: [namespaces]
+matchConditions:
+  - name: the-operator
+    expression: {{ printf "request.userInfo.username == '%s'" .user | quote }}
+variables:
+  - name: isNamespace
+    expression: "request.resource.resource == 'namespaces'"
+  - name: newLabels
+    expression: "object == null ? {} : object.metadata.?labels.orValue({})"
+  - name: oldLabels
+    expression: "oldObject == null ? {} : oldObject.metadata.?labels.orValue({})"
+  - name: podSecurityLabels
+    expression: "['pod-security.kubernetes.io/enforce', 'pod-security.kubernetes.io/enforce-version']"
+validations:
+  - expression: "variables.isNamespace || request.operation == 'DELETE' || variables.newLabels[?'app.kubernetes.io/managed-by'] == optional.of('iotedge-operator')"
+    messageExpression: "'iotedge-operator writes only objects labelled app.kubernetes.io/managed-by=iotedge-operator; ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ' is not'"
+    reason: Forbidden
+  - expression: "variables.isNamespace || request.operation == 'CREATE' || variables.oldLabels[?'app.kubernetes.io/managed-by'] == optional.of('iotedge-operator')"
+    messageExpression: "'iotedge-operator changes or deletes only objects labelled app.kubernetes.io/managed-by=iotedge-operator; ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ' is not'"
+    reason: Forbidden
+  - expression: >-
+      !variables.isNamespace || (
+      variables.newLabels.all(k, k in variables.podSecurityLabels || (k in variables.oldLabels && variables.oldLabels[k] == variables.newLabels[k]))
+      && variables.oldLabels.all(k, k in variables.podSecurityLabels || k in variables.newLabels)
+      && object.metadata.?annotations.orValue({}) == oldObject.metadata.?annotations.orValue({})
+      && object.spec == oldObject.spec)
+    messageExpression: "'iotedge-operator changes nothing of a Namespace but its labels pod-security.kubernetes.io/enforce and enforce-version; namespace ' + request.name"
+    reason: Forbidden
 {{- end }}
