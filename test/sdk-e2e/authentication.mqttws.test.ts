@@ -1,0 +1,3 @@
+import { authenticationScenarios } from './scenarios/authentication.ts';
+
+authenticationScenarios('MqttWs');

@@ -1,0 +1,3 @@
+import { d2cScenarios } from './scenarios/d2c.ts';
+
+d2cScenarios('MqttWs');

@@ -1,0 +1,3 @@
+import { deviceMethodScenarios } from './scenarios/device-methods.ts';
+
+deviceMethodScenarios('Mqtt');

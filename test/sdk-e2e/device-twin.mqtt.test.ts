@@ -1,0 +1,3 @@
+import { deviceTwinScenarios } from './scenarios/device-twin.ts';
+
+deviceTwinScenarios('Mqtt');

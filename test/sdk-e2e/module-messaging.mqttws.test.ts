@@ -1,0 +1,3 @@
+import { moduleMessagingScenarios } from './scenarios/modules.ts';
+
+moduleMessagingScenarios('MqttWs');

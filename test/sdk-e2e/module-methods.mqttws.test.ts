@@ -1,0 +1,3 @@
+import { moduleMethodScenarios } from './scenarios/modules.ts';
+
+moduleMethodScenarios('MqttWs');

@@ -1,0 +1,3 @@
+import { moduleTwinScenarios } from './scenarios/modules.ts';
+
+moduleTwinScenarios('MqttWs');
