@@ -22,8 +22,8 @@ import { restHandler, twinJson } from './rest.ts';
 import { checkCa, generateCa, issueServerCertificate } from './tls.ts';
 import { serveEmulatorWebSockets } from './websocket.ts';
 import type { PemPair } from './tls.ts';
-import { applyServicePatch, isJsonObject, replaceDesired } from './twin.ts';
-import type { JsonObject } from './twin.ts';
+import { applyServiceWrite, isJsonObject, replaceDesired } from './twin.ts';
+import type { JsonObject, ServiceTwinWrite } from './twin.ts';
 
 export type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
 export type { PemPair } from './tls.ts';
@@ -336,24 +336,13 @@ export class HubEmulator extends EventEmitter {
     if (isJsonObject(properties) && properties.reported !== undefined) throw new HubError('ArgumentInvalid', 'reported properties are written by the device, not the service');
     const tags = body.tags;
     if (tags !== undefined && tags !== null && !isJsonObject(tags)) throw new HubError('ArgumentInvalid', 'tags must be an object');
-    if (moduleId !== undefined && device.iotEdge && isSystemModule(moduleId) && isJsonObject(desired)) {
+    if (moduleId !== undefined && device.iotEdge && isSystemModule(moduleId) && desired !== undefined) {
       throw new HubError('SystemModuleModifyUnauthorizedAccess', 'Unauthorized to modify reserved module.');
     }
     this.registry.checkTwinEtag(holder, ifMatch);
-    const now = new Date().toISOString();
-    let notify: JsonObject | undefined;
-    if (mode === 'merge') {
-      notify = applyServicePatch(holder.twin, { ...(isJsonObject(tags) ? { tags } : {}), ...(isJsonObject(desired) ? { desired } : {}) }, now);
-    } else {
-      if (isJsonObject(tags)) {
-        const cleared: JsonObject = Object.fromEntries(Object.keys(holder.twin.tags).map((k) => [k, null]));
-        applyServicePatch(holder.twin, { tags: { ...cleared, ...tags } }, now);
-      }
-      if (isJsonObject(desired)) {
-        const replaced = replaceDesired(holder.twin, desired, now);
-        notify = this.notificationMode === 'full' ? replaced.full : replaced.diff;
-      }
-    }
+    const write = { ...(tags === undefined ? {} : { tags }), ...(desired === undefined ? {} : { desired }) } as ServiceTwinWrite;
+    const written = applyServiceWrite(holder.twin, write, mode, new Date().toISOString());
+    const notify = written && (mode === 'replace' && this.notificationMode === 'full' ? written.full : written.diff);
     this.registry.twinChanged(holder);
     if (notify) this.notifyDesired({ deviceId, moduleId }, notify);
   }

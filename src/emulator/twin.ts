@@ -198,6 +198,43 @@ export interface ServiceTwinPatch {
   desired?: JsonObject;
 }
 
+/** A service twin write as the REST body gives it: a section may be absent, an object, or `null` (clear it). */
+export interface ServiceTwinWrite {
+  tags?: JsonObject | null;
+  desired?: JsonObject | null;
+}
+
+/** The merge patch that deletes every member of `doc`: what writing a whole section as `null` means. */
+export function clearingPatch(doc: JsonObject): JsonObject {
+  return Object.fromEntries(Object.keys(doc).map((key) => [key, null]));
+}
+
+/**
+ * Applies a service PATCH (`merge`) or PUT (`replace`) of tags and desired properties. A section given as
+ * `null` is cleared, as IoT Hub does: the desired $version moves on and the notification names every removed
+ * member with `null`, so a device SDK merging it ends with an empty section. Returns the desired patch to
+ * notify (`diff`, with `$version`) and the full desired document, or undefined when desired was not written.
+ * Nothing changes when it throws.
+ */
+export function applyServiceWrite(twin: TwinState, write: ServiceTwinWrite, mode: 'merge' | 'replace', now: string): DesiredReplacement | undefined {
+  const tagsPatch = write.tags === undefined ? undefined
+    : write.tags === null || mode === 'replace' ? { ...clearingPatch(twin.tags), ...(write.tags ?? {}) } : write.tags;
+  const staged = structuredClone(twin);
+  let notify: DesiredReplacement | undefined;
+  if (write.desired !== undefined && mode === 'replace') {
+    if (tagsPatch !== undefined) applyServicePatch(staged, { tags: tagsPatch }, now);
+    notify = replaceDesired(staged, write.desired ?? {}, now);
+  } else {
+    const desiredPatch = write.desired === undefined ? undefined : write.desired ?? clearingPatch(twin.desired);
+    const diff = applyServicePatch(staged, { ...(tagsPatch === undefined ? {} : { tags: tagsPatch }), ...(desiredPatch === undefined ? {} : { desired: desiredPatch }) }, now);
+    if (diff !== undefined) notify = { diff, full: { ...clone(staged.desired), $version: staged.desiredVersion }, version: staged.desiredVersion };
+  }
+  // One write is one new twin version, however many sections it touched.
+  staged.version = twin.version + 1;
+  Object.assign(twin, staged);
+  return notify;
+}
+
 /**
  * Applies a service-side patch (tags and/or desired). Returns the desired patch to notify (with
  * `$version`), or undefined when desired did not change. Nothing changes when it throws.
