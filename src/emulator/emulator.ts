@@ -160,6 +160,19 @@ function closeServer(server: HttpsServer | TlsServer): Promise<void> {
   });
 }
 
+/**
+ * IoT Hub keeps an idle HTTPS connection for minutes (Azure's load balancers drop idle flows after four).
+ * Node's default of 5 s makes keep-alive clients such as azure-iothub's agent race the server's close and
+ * see "socket hang up" on a request sent into a closing connection.
+ */
+export const httpsIdleTimeoutMs = 4 * 60_000;
+
+function keepIdleConnections(server: HttpsServer): void {
+  server.keepAliveTimeout = httpsIdleTimeoutMs;
+  // Headers of a request on a reused connection get the same allowance (it must stay below requestTimeout).
+  server.headersTimeout = httpsIdleTimeoutMs + 1000;
+}
+
 function boundPort(server: HttpsServer | TlsServer): number {
   const address = server.address();
   return typeof address === 'object' && address !== null ? address.port : 0;
@@ -234,6 +247,7 @@ export class HubEmulator extends EventEmitter {
     }));
 
     this.httpsServer = createHttpsServer({}, restHandler(this, adminHandler(this)));
+    keepIdleConnections(this.httpsServer);
     this.mqttServer = createTlsServer({}, (socket) => {
       if (this.refuseTcpRules.take({})) {
         this.log('connection closed (admin fault: refuse tcp-close)');
