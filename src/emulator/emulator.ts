@@ -19,7 +19,7 @@ import type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from '.
 import { IdentityRegistry, isSystemModule } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
 import { restHandler, twinJson } from './rest.ts';
-import { checkCa, generateCa, issueServerCertificate } from './tls.ts';
+import { checkCa, generateCa, issueServerChain } from './tls.ts';
 import { serveEmulatorWebSockets } from './websocket.ts';
 import type { PemPair } from './tls.ts';
 import { applyServiceWrite, isJsonObject, replaceDesired } from './twin.ts';
@@ -530,8 +530,8 @@ export class HubEmulator extends EventEmitter {
       this.host = host;
       this.httpsPort = boundPort(this.httpsServer);
       this.mqttPort = boundPort(this.mqttServer);
-      const serverCert = issueServerCertificate(this.ca, [host, this.dnsName]);
-      const context = { cert: `${serverCert.cert}${this.ca.cert}`, key: serverCert.key };
+      const served = issueServerChain(this.ca, [host, this.dnsName]);
+      const context = { cert: served.cert, key: served.key };
       this.httpsServer.setSecureContext(context);
       this.mqttServer.setSecureContext(context);
       await this.mqtt.start();

@@ -1,6 +1,8 @@
-// The emulator's certificates: a CA (generated, or given) and a server certificate it signs for the
-// address the emulator binds. Node checks an IP host against IP SANs only and a name against DNS
-// SANs only, so the server certificate carries both.
+// The emulator's certificates: a root CA (generated, or given), an intermediate CA it signs, and a server
+// certificate the intermediate signs for the address the emulator binds. The server sends the leaf and the
+// intermediate, never the root: clients trust the root from their CA file, as with IoT Hub, whose servers
+// send no root either. Node checks an IP host against IP SANs only and a name against DNS SANs only, so the
+// server certificate carries both.
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 
@@ -83,4 +85,36 @@ export function issueServerCertificate(ca: PemPair, names: readonly string[]): P
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { cert: forge.pki.certificateToPem(cert), key: keyPem };
+}
+
+/**
+ * An intermediate CA signed by `ca`, valid for a year (never past `ca` itself), allowed to sign end-entity
+ * certificates only (pathLen 0). Its name carries a random suffix for the reason generateCa's does.
+ */
+export function issueIntermediateCa(ca: PemPair, commonName = `iotedge-operator hub emulator intermediate ${randomBytes(4).toString('hex')}`): PemPair {
+  const caCert = forge.pki.certificateFromPem(ca.cert);
+  const caKey = forge.pki.privateKeyFromPem(ca.key);
+  const keyPem = newRsaKeyPem();
+  const key = forge.pki.privateKeyFromPem(keyPem);
+  const cert = newCertificate(key, 365 * 86400_000);
+  if (cert.validity.notAfter > caCert.validity.notAfter) cert.validity.notAfter = caCert.validity.notAfter;
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: keyPem };
+}
+
+/**
+ * What the emulator's listeners serve: a server certificate for `names` from a fresh intermediate of `ca`.
+ * `cert` holds the leaf then the intermediate (the chain a TLS server sends), without the root.
+ */
+export function issueServerChain(ca: PemPair, names: readonly string[]): PemPair {
+  const intermediate = issueIntermediateCa(ca);
+  const leaf = issueServerCertificate(intermediate, names);
+  return { cert: `${leaf.cert}${intermediate.cert}`, key: leaf.key };
 }
