@@ -11,10 +11,13 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { generateSymmetricKey } from '../runtime/sas.ts';
 import { adminHandler } from './admin-http.ts';
+import { Configurations } from './configurations.ts';
+import type { ConfigurationsSnapshot } from './configurations.ts';
 import { HubError } from './errors.ts';
 import { FaultRules } from './faults.ts';
 import type { FaultWindow, IdentityFilter } from './faults.ts';
 import { identityKey, MqttHub } from './mqtt.ts';
+import { hubQuerySource } from './queries.ts';
 import type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
 import { IdentityRegistry, isSystemModule } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
@@ -114,6 +117,7 @@ interface PersistedState {
   policies: Record<string, SymmetricKeys>;
   ca?: PemPair;
   registry: RegistrySnapshot;
+  configurations?: ConfigurationsSnapshot;
 }
 
 const servicePolicy = 'iothubowner';
@@ -183,6 +187,8 @@ export class HubEmulator extends EventEmitter {
   /** The DNS name in the server certificate (`<hubName>.iotedge.local`); it does not resolve. */
   readonly dnsName: string;
   readonly registry: IdentityRegistry;
+  /** Automatic and layered deployments (/configurations). */
+  readonly configurations: Configurations;
   readonly caCertPem: string;
   readonly adminToken: string;
   readonly admin: HubAdmin;
@@ -228,7 +234,22 @@ export class HubEmulator extends EventEmitter {
     this.caCertPem = this.ca.cert;
     this.policies = state?.policies ?? { [servicePolicy]: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() } };
     this.registry = new IdentityRegistry(state?.registry);
-    this.registry.onChange = () => this.scheduleSave();
+    this.configurations = new Configurations({
+      devices: () => this.registry.listDevices(),
+      deviceTwin: (deviceId) => twinJson(this, deviceId, undefined),
+      querySource: () => hubQuerySource(this),
+      writeModulesDesired: (deviceId, desired) => this.applyConfigurationContent(deviceId, {
+        modulesContent: Object.fromEntries(Object.entries(desired).map(([moduleId, d]) => [moduleId, { 'properties.desired': d }])),
+      }),
+      changed: () => this.scheduleSave(),
+      log: (message, fields) => this.log(message, fields),
+    }, state?.configurations);
+    // A registry change (tags, a new device or module) may change what the deployments target.
+    this.registry.onChange = () => {
+      this.scheduleSave();
+      this.configurations.schedule();
+    };
+    this.configurations.schedule();
     this.adminToken = options.adminToken ?? randomBytes(24).toString('base64url');
 
     this.mqtt = new MqttHub({
@@ -484,6 +505,7 @@ export class HubEmulator extends EventEmitter {
       policies: this.policies,
       ...(this.caPersisted ? { ca: this.ca } : {}),
       registry: this.registry.snapshot(),
+      configurations: this.configurations.snapshot(),
     };
   }
 
@@ -545,6 +567,7 @@ export class HubEmulator extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.configurations.stop();
     for (const timer of this.delayed) clearTimeout(timer);
     this.delayed.clear();
     if (this.saveTimer) clearTimeout(this.saveTimer);

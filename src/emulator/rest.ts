@@ -140,6 +140,7 @@ export function twinJson(hub: HubEmulator, deviceId: string, moduleId: string | 
     tags: structuredClone(holder.twin.tags),
     properties: restTwinProperties(holder.twin),
     ...(moduleId === undefined ? { capabilities: { iotEdge: device.iotEdge } } : {}),
+    ...hub.configurations.twinMember(deviceId, moduleId),
   };
 }
 
@@ -289,6 +290,11 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
     throw notFound();
   }
 
+  if (root === 'configurations' && sub === undefined) {
+    serviceOnly();
+    return configurationRoute(hub, req, method, id, ifMatch, url);
+  }
+
   if (root === 'twins' && id !== undefined) {
     serviceOnly();
     // /twins/{id}[/modules/{mid}][/methods]
@@ -332,6 +338,23 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
     throw notFound();
   }
   throw notFound();
+}
+
+/** GET /configurations[?top=n], and GET, PUT, DELETE /configurations/{id}. */
+async function configurationRoute(hub: HubEmulator, req: IncomingMessage, method: string, id: string | undefined, ifMatch: string | undefined, url: URL): Promise<HttpResult> {
+  if (id === undefined && method === 'GET') {
+    const top = url.searchParams.get('top');
+    return new HttpResult(200, hub.configurations.list(top === null ? undefined : Math.max(0, Number.parseInt(top, 10) || 0)));
+  }
+  if (id !== undefined && (method === 'GET' || method === 'PUT')) {
+    const configuration = method === 'GET' ? hub.configurations.get(id) : hub.configurations.put(id, await readBody(req), ifMatch);
+    return new HttpResult(200, configuration, configuration.etag as string);
+  }
+  if (id !== undefined && method === 'DELETE') {
+    hub.configurations.delete(id, ifMatch);
+    return new HttpResult(204);
+  }
+  throw new HubError('NotFound', `No ${method} ${url.pathname} on IoT Hub.`);
 }
 
 /** The request listener for the hub's HTTPS server. */
