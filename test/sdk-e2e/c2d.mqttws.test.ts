@@ -1,0 +1,3 @@
+import { c2dScenarios } from './scenarios/c2d.ts';
+
+c2dScenarios('MqttWs');
