@@ -4,10 +4,10 @@
 const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023' }, module: { type: 'es6' } }],
 };
-// Areas of the SDK fidelity harness that pass in full and need no feature still being built: the
-// service REST registry, direct methods, twins and telemetry over MQTT. Each starts its own emulator,
-// no cluster. Add an area here once it passes in full.
-const sdkE2eInNpmTest = ['module-crud', 'device-methods.mqtt', 'module-twin.mqtt', 'd2c.mqtt'];
+// Areas of the SDK fidelity harness that pass in full: module identities over REST, device twins and
+// direct methods over MQTT (methods also over WebSockets), module twins, telemetry and server
+// validation. Each starts its own emulator, no cluster. Add an area here once it passes in full.
+const sdkE2eInNpmTest = ['module-crud', 'device-twin.mqtt', 'device-methods.mqtt', 'device-methods.mqttws', 'module-twin.mqtt', 'd2c.mqtt', 'server-validation'];
 
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
