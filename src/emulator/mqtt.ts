@@ -33,6 +33,7 @@ export class MqttHub extends IotHubBroker {
       name: 'emulator',
       hostNames: options.hostNames,
       keysFor: (identity, keyName) => this.keysFor(identity, keyName, options.policyKeys),
+      exactAudience: true,
       refuseConnack: options.refuseConnack,
       onTelemetry: (_identity, message) => this.capture(message),
       onTwinRequest: (identity, request) => this.applyTwinRequest(identity, request),
@@ -49,7 +50,7 @@ export class MqttHub extends IotHubBroker {
     return super.waitForSubscription(identity, topic, timeoutMs, hubFailure);
   }
 
-  /** The registered identity's keys and its device's, or a policy's; throws for unknown or disabled identities. */
+  /** The registered identity's own keys, or a policy's; throws for unknown or disabled identities. */
   private keysFor(identity: Identity, keyName: string | undefined, policyKeys: (name: string) => string[]): string[] {
     const device = this.registry.findDevice(identity.deviceId);
     if (!device) throw new Error(`device ${identity.deviceId} is not registered`);
@@ -57,7 +58,8 @@ export class MqttHub extends IotHubBroker {
     const module = identity.moduleId === undefined ? undefined : this.registry.findModule(identity.deviceId, identity.moduleId);
     if (identity.moduleId !== undefined && !module) throw new Error(`module ${identity.deviceId}/${identity.moduleId} is not registered`);
     if (keyName !== undefined) return policyKeys(keyName);
-    return [...(module ? [module.keys.primaryKey, module.keys.secondaryKey] : []), device.keys.primaryKey, device.keys.secondaryKey];
+    // IoT Hub refuses a device's key for a module's login: a module signs with its own keys only.
+    return module ? [module.keys.primaryKey, module.keys.secondaryKey] : [device.keys.primaryKey, device.keys.secondaryKey];
   }
 
   private capture(message: TelemetryMessage): void {

@@ -178,6 +178,7 @@ export function authorize(hub: HubEmulator, header: string | undefined): Princip
     const deviceId = segments[2];
     const device = hub.registry.findDevice(deviceId);
     if (!device) throw unauthorized(`Device ${deviceId} is not registered.`);
+    if (device.status !== 'enabled') throw unauthorized(`Device ${deviceId} is disabled.`);
     verifySas(sas, [device.keys.primaryKey, device.keys.secondaryKey]);
     return { kind: 'device', deviceId };
   } catch (error) {

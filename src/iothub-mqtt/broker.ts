@@ -71,6 +71,8 @@ export interface IotHubBrokerOptions {
   /** Host names the hub answers to; usernames and `sr` must use one. */
   hostNames: () => readonly string[];
   keysFor: ConnectCheck['keysFor'];
+  /** See ConnectCheck.exactAudience. */
+  exactAudience?: boolean;
   /** Decides whether to refuse a connection outright; returns the CONNACK code to send. */
   refuseConnack?: (identity: Identity | undefined) => 3 | undefined;
   /**
@@ -334,7 +336,7 @@ export class IotHubBroker extends EventEmitter {
     }
     try {
       if (!identity) throw new Error(`client id "${client.id}" is not deviceId or deviceId/moduleId`);
-      const expiry = checkConnect({ identity, username, password, hostNames: this.options.hostNames(), keysFor: this.options.keysFor });
+      const expiry = checkConnect({ identity, username, password, hostNames: this.options.hostNames(), keysFor: this.options.keysFor, exactAudience: this.options.exactAudience === true });
       this.connections.set(client, { connectionId: ++this.connectionCounter, identity, expiry, expiryTimer: undefined, connectedAt: new Date().toISOString() });
       done(null, true);
     } catch (error) {

@@ -16,6 +16,11 @@ export interface ConnectCheck {
    * or a policy's keys when the token names one (`skn`). Throws to refuse (e.g. an unknown identity).
    */
   keysFor: (identity: Identity, keyName: string | undefined) => string[];
+  /**
+   * IoT Hub's rule: a token signed with an identity's own key must name exactly that identity in `sr`
+   * (a device-scoped token is refused for a module login). Policy tokens (`skn`) may cover more.
+   */
+  exactAudience?: boolean;
 }
 
 /** Returns the token expiry (seconds since the epoch), or throws with why the CONNECT is refused. */
@@ -38,6 +43,9 @@ export function checkConnect(check: ConnectCheck): number {
   if (!hostNames.some((h) => h.toLowerCase() === srHost.toLowerCase())) throw new Error(`token sr host "${srHost}" is not this hub`);
   const target = `${srHost}/devices/${identity.deviceId}${identity.moduleId === undefined ? '' : `/modules/${identity.moduleId}`}`;
   if (!resourceCovers(sas.resource, target)) throw new SasError('scope', `token sr ${sas.resource} does not cover ${target}`);
+  if (check.exactAudience && sas.keyName === undefined && !resourceCovers(target, sas.resource)) {
+    throw new SasError('scope', `token sr ${sas.resource} is not the audience ${target}`);
+  }
   const keys = check.keysFor(identity, sas.keyName);
   if (keys.length === 0) throw new SasError('unknown-key', sas.keyName === undefined ? `no key for ${identityKey(identity)}` : `no policy named ${sas.keyName}`);
   verifySas(sas, keys);
