@@ -234,8 +234,8 @@ function explore(state: StateWithWorker): void {
   console.log('Change the deployment and watch it roll:');
   console.log(`  edit ${relative(process.cwd(), manifestFile)}, then in another terminal:`);
   console.log('  source .demo/hub.env   # the emulator\'s service connection string and CA');
-  console.log(`  npm run cli -- deploy --hub-connection-string "$IOTHUB_CONNECTION_STRING" --device ${deviceId} ${relative(process.cwd(), manifestFile)}`);
-  writeFileSync(join(demoDir, 'hub.env'), `export IOTHUB_CONNECTION_STRING='${hub!.serviceConnectionString}'\nexport NODE_EXTRA_CA_CERTS=${join(demoDir, 'hub-ca.pem')}\n`, { mode: 0o600 });
+  console.log(`  npm run cli -- deploy --device ${deviceId} ${relative(process.cwd(), manifestFile)}`);
+  writeFileSync(join(demoDir, 'hub.env'), `export IOTEDGE_HUB_CONNECTION_STRING='${hub!.serviceConnectionString}'\nexport NODE_EXTRA_CA_CERTS=${join(demoDir, 'hub-ca.pem')}\n`, { mode: 0o600 });
 }
 
 /** Keeps the view live; returns when the emulator holds `until` messages (never without it). */

@@ -3,13 +3,15 @@
 // first, so a manifest the operator would refuse never reaches the hub.
 import { readFileSync } from 'node:fs';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import iothub from 'azure-iothub';
 import { parseDeploymentManifest, parseManifestText } from '../manifest/parse.ts';
+import { scrubSecrets } from '../runtime/scrub.ts';
 import { CliError, readInput, usageError, type CliStreams } from './io.ts';
 
 interface DeployOptions {
   hubConnectionString?: string;
+  hubConnectionStringFile?: string;
   device: string;
   caFile?: string;
 }
@@ -21,17 +23,36 @@ function modulesContentOf(manifest: unknown): Record<string, unknown> | undefine
   return content && typeof content === 'object' && !Array.isArray(content) ? content as Record<string, unknown> : undefined;
 }
 
+/** The service connection string from IOTEDGE_HUB_CONNECTION_STRING or a file; never from argv. */
+function readConnectionString(options: DeployOptions): string {
+  if (options.hubConnectionString !== undefined) {
+    throw usageError('--hub-connection-string is not accepted: the command line is visible to every user of the machine. Put the connection string in IOTEDGE_HUB_CONNECTION_STRING or in a file named by --hub-connection-string-file');
+  }
+  let text = process.env.IOTEDGE_HUB_CONNECTION_STRING;
+  if (options.hubConnectionStringFile !== undefined) {
+    try {
+      text = readFileSync(options.hubConnectionStringFile, 'utf8');
+    } catch (error) {
+      throw usageError(`cannot read --hub-connection-string-file ${options.hubConnectionStringFile}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+  }
+  const connectionString = text?.trim();
+  if (!connectionString) throw usageError('the IoT Hub service connection string is required: set IOTEDGE_HUB_CONNECTION_STRING or give --hub-connection-string-file');
+  if (!/SharedAccessKeyName=/.test(connectionString)) throw usageError('the IoT Hub connection string must be a service (policy) connection string with SharedAccessKeyName');
+  return connectionString;
+}
+
 export function deployCommand(streams: CliStreams): Command {
   return new Command('deploy')
     .description('push a deployment manifest to an IoT Edge device through IoT Hub (applyConfigurationContentOnDevice)')
     .argument('<file>', 'deployment manifest (JSON or YAML; "-" for stdin)')
     .requiredOption('--device <id>', 'the IoT Edge device id')
-    .option('--hub-connection-string <cs>', 'IoT Hub service connection string (or env IOTEDGE_HUB_CONNECTION_STRING)')
+    .option('--hub-connection-string-file <path>', 'file holding the IoT Hub service connection string (or env IOTEDGE_HUB_CONNECTION_STRING)')
+    // Refused with a reason: a connection string in argv is visible to every user of the machine (ps, /proc).
+    .addOption(new Option('--hub-connection-string <cs>').hideHelp())
     .option('--ca-file <pem>', 'extra CA certificate to trust for the hub (a private hub or the emulator)')
     .action(async (file: string, options: DeployOptions) => {
-      const connectionString = options.hubConnectionString ?? process.env.IOTEDGE_HUB_CONNECTION_STRING;
-      if (!connectionString) throw usageError('--hub-connection-string or IOTEDGE_HUB_CONNECTION_STRING is required');
-      if (!/SharedAccessKeyName=/.test(connectionString)) throw usageError('--hub-connection-string must be a service (policy) connection string with SharedAccessKeyName');
+      const connectionString = readConnectionString(options);
       const text = await readInput(file, streams);
       const parsedText = parseManifestText(text);
       if (!parsedText.ok) throw new CliError(parsedText.errors.map((i) => `${i.code} ${i.path}: ${i.message}`).join('\n'), 1);
@@ -48,8 +69,7 @@ export function deployCommand(streams: CliStreams): Command {
       try {
         await registry.applyConfigurationContentOnDevice(options.device, { modulesContent } as never);
       } catch (error) {
-        const message = (error as Error).message.replace(/SharedAccessKey=[^;\s]*/g, 'SharedAccessKey=[REDACTED]');
-        throw new CliError(`IoT Hub refused the deployment for device ${options.device}: ${message}`, 1);
+        throw new CliError(`IoT Hub refused the deployment for device ${options.device}: ${scrubSecrets((error as Error).message)}`, 1);
       }
       streams.stdout(`deployed ${Object.keys(modulesContent).join(', ')} to device ${options.device}\n`);
     });

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
+import { scrubSecrets } from '../runtime/scrub.ts';
 import { CliError, processStreams } from './io.ts';
 import type { CliStreams } from './io.ts';
 
@@ -35,11 +36,15 @@ function configure(command: Command, streams: CliStreams): void {
 }
 
 /** Runs the command line `argv` (without node and script) and returns the exit code: 0, 1 invalid input, 2 usage. */
-export async function main(argv: string[], streams: CliStreams = processStreams): Promise<number> {
+export async function main(argv: string[], original: CliStreams = processStreams): Promise<number> {
+  let streams = original;
   const program = new Command('iotedge-operator')
     .description('Run Azure IoT Edge deployments natively on Kubernetes: one EdgeDeployment per device namespace.')
     .version(packageJson.version)
     .addHelpText('after', '\nExit codes: 0 success, 1 invalid input, 2 usage error.');
+  // Errors and warnings may quote what they were given; the shared scrubber keeps keys out of them.
+  // stdout is left alone: `hub-emulator` prints connection strings there on purpose.
+  streams = { ...streams, stderr: (text) => original.stderr(scrubSecrets(text)) };
   const only = requested(argv);
   const names = only ? [only] : Object.keys(subcommands);
   try {

@@ -1,12 +1,18 @@
 // Kubernetes Events on an EdgeDeployment. The reconciler records them only on transitions (a new
 // generation applied, validity flipping, a policy denial), never once per reconcile, so a steady
-// state makes no writes. Messages are built by the caller from coded errors, which carry no secrets.
+// state makes no writes. Messages are built by the caller from coded errors; a message that quotes a
+// manifest value is scrubbed all the same.
 import { randomBytes } from 'node:crypto';
 import type { KubeClient } from './kube-client.ts';
 import type { Logger } from './kube-client.ts';
 import type { EdgeDeployment } from '../api/edge-deployment.ts';
+import { scrubSecrets } from '../runtime/scrub.ts';
 
 export type EventType = 'Normal' | 'Warning';
+
+function clip(message: string): string {
+  return message.length > 1024 ? `${message.slice(0, 1020)} …` : message;
+}
 
 export class EventRecorder {
   private readonly client: KubeClient;
@@ -35,8 +41,8 @@ export class EventRecorder {
       },
       type,
       reason,
-      // The API limits an Event message to 1 KiB.
-      message: message.length > 1024 ? `${message.slice(0, 1020)} …` : message,
+      // The API limits an Event message to 1 KiB. Scrubbed here, the one place every Event passes.
+      message: clip(scrubSecrets(message)),
       source: { component: this.component },
       reportingComponent: this.component,
       reportingInstance: this.component,

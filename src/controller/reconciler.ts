@@ -20,6 +20,7 @@ import { edgeHubModuleId, localHubHostName } from '../translate/identity.ts';
 import { mergeConditions, type ConditionInput } from './conditions.ts';
 import { defaultLifetimes, DeviceCaError, DeviceTrustKeeper, readOrCreateRootKey, type CertificateLifetimes, type DeviceTrust } from './device-trust.ts';
 import type { EventRecorder } from './events.ts';
+import { scrubDeep } from '../runtime/scrub.ts';
 import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
 import { observeModule, type ModuleObservation } from './module-status.ts';
 import { boundText, describeRefusal, edgeAgentStatusOf, isRefusal, refusalBackoffMs, refusalOf, TakeoverRefused, type Refusal } from './refusals.ts';
@@ -600,7 +601,8 @@ export class EdgeDeploymentReconciler {
 
   /** Writes the reconciler's part of status, only when it differs from what the resource already says. */
   private async writeStatus(ed: EdgeDeployment, computed: EdgeDeploymentStatus): Promise<void> {
-    const status = reconcilerOwned(computed);
+    // Conditions and lastDesiredStatus quote manifest values; the shared scrubber keeps secrets out.
+    const status = scrubDeep(reconcilerOwned(computed));
     if (sameJson(status, reconcilerOwned(ed.status))) return;
     const { namespace, name } = ed.metadata as { namespace: string; name: string };
     await this.o.client.request('PATCH', `${objectPath(edgeDeploymentResource, namespace, name)}/status`, { fieldManager, force: 'true' }, {

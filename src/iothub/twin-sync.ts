@@ -4,6 +4,7 @@
 // $edgeAgent's direct methods. It never connects as $edgeHub: that twin is edgeHub's own (IoT Hub lets one
 // connection per identity). The resource is the last-known-good desired state: while the hub is
 // unreachable nothing is applied or deleted, and modules keep running from it.
+import { scrubSecrets } from '../runtime/scrub.ts';
 import device from 'azure-iot-device';
 import type { ModuleClient, Twin } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
@@ -116,13 +117,9 @@ class ConnectFailure extends Error {
   }
 }
 
-/** Keys and tokens out of any message that may reach a log, an Event or the resource's status. */
-export function scrubSecrets(text: string): string {
-  return text
-    .replace(/SharedAccessKey=[^;\s"]*/gi, 'SharedAccessKey=[REDACTED]')
-    .replace(/SharedAccessSignature [^\s"]*/g, 'SharedAccessSignature [REDACTED]')
-    .replace(/sig=[^&\s"]*/g, 'sig=[REDACTED]');
-}
+// Keys and tokens out of any message that may reach a log, an Event or the resource's status: the
+// runtime's one scrubber, which the logger, Events, conditions and CLI errors share.
+export { scrubSecrets };
 
 interface Session {
   client: ModuleClient;

@@ -1,14 +1,15 @@
 // Structured JSON logging on pino. Secrets are kept out of every line in two layers:
 // pino's `redact` censors values at known object paths, and a last pass over each serialized
-// line scrubs SAS tokens, connection-string keys and `"password":"…"` pairs wherever they hide
-// (messages, error stacks, nested JSON strings, child bindings, objects at any depth).
+// line (scrub.ts, the scrubber Events, conditions and CLI errors share) removes SAS tokens,
+// connection-string keys and `"password":"…"` pairs wherever they hide.
 import { pino } from 'pino';
 import type { DestinationStream, LevelWithSilent, Logger as PinoLogger } from 'pino';
+import { REDACTED, scrubSecrets } from './scrub.ts';
+
+export { REDACTED, scrubDeep, scrubSecrets } from './scrub.ts';
 
 export type Logger = PinoLogger;
 export type LogLevel = LevelWithSilent;
-
-export const REDACTED = '[REDACTED]';
 
 /** Paths pino censors before serializing; `*.x` covers one level of nesting, the line scrubber covers the rest. */
 export const redactPaths: readonly string[] = [
@@ -30,50 +31,6 @@ export const redactPaths: readonly string[] = [
   'headers.authorization', '*.headers.authorization',
   'headers.cookie', '*.headers.cookie',
 ];
-
-/** Property names whose string value is a secret wherever they appear in a line, at any depth. */
-const secretKeyNames = [
-  'password', 'passwd', 'secret', 'clientSecret', 'sharedAccessKey', 'primaryKey', 'secondaryKey', 'symmetricKey',
-  'connectionString', 'sasToken', 'token', 'accessToken', 'privateKey', 'authorization', 'sharedAccessSignature',
-];
-const keyAlternation = secretKeyNames.join('|');
-
-// A JSON string body at nesting level 0: plain characters or a backslash escape.
-const level0Body = String.raw`(?:[^"\\]|\\.)*`;
-// The same body once more JSON-encoded (a JSON document logged as a string): the inner string's
-// escapes appear doubled, and its closing quote appears as \".
-const level1Body = String.raw`(?:[^"\\]|\\\\\\\\|\\\\\\"|\\\\[^"\\]|\\[^"\\])*`;
-
-interface Scrubber {
-  pattern: RegExp;
-  replace: string;
-}
-
-const scrubbers: Scrubber[] = [
-  // "password":"hunter2" as it appears in a serialized line or in a JSON text.
-  { pattern: new RegExp(String.raw`("(?:${keyAlternation})"\s*:\s*")${level0Body}(")`, 'gi'), replace: `$1${REDACTED}$2` },
-  // \"password\":\"hunter2\" inside a string value that itself holds JSON.
-  { pattern: new RegExp(String.raw`(\\"(?:${keyAlternation})\\"\s*:\s*\\")${level1Body}(\\")`, 'gi'), replace: `$1${REDACTED}$2` },
-  // Connection strings: HostName=…;DeviceId=…;SharedAccessKey=<base64>; also Password=… in other connection strings.
-  { pattern: /\b(SharedAccessKey|AccountKey|Password|Pwd)=[^;&\s"\\,]+/gi, replace: `$1=${REDACTED}` },
-  // SAS tokens (SharedAccessSignature sr=…&sig=…&se=…) and signed URLs: the signature is the secret.
-  { pattern: /\b(sig)=[^;&\s"\\,]+/gi, replace: `$1=${REDACTED}` },
-  // HTTP credentials written out in text.
-  { pattern: /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, replace: `$1 ${REDACTED}` },
-  // Userinfo in URLs: amqps://user:pass@host.
-  { pattern: /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"\\]+:)[^@/\s"\\]+@/gi, replace: `$1${REDACTED}@` },
-];
-
-// One cheap test decides whether a line needs the full pass; most lines contain none of these words.
-const mightHoldSecret = new RegExp(String.raw`${keyAlternation}|AccountKey|Pwd=|sig=|Bearer|Basic|://[^/\s"]*@`, 'i');
-
-/** Removes SAS signatures, connection-string keys, passwords and similar secrets from any text. */
-export function scrubSecrets(text: string): string {
-  if (!mightHoldSecret.test(text)) return text;
-  let out = text;
-  for (const { pattern, replace } of scrubbers) out = out.replace(pattern, replace);
-  return out;
-}
 
 export interface LoggerOptions {
   level?: LogLevel;

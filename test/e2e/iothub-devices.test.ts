@@ -48,9 +48,12 @@ describe('IoT Hub mode, several devices', () => {
     const caFile = join(dir, 'ca.pem');
     writeFileSync(file, JSON.stringify(manifest({ viaCli: {} })));
     writeFileSync(caFile, hub.caCertPem);
+    // The connection string comes from a file (never argv, where ps would show it).
+    const csFile = join(dir, 'hub-connection-string');
+    writeFileSync(csFile, hub.serviceConnectionString, { mode: 0o600 });
     const out: string[] = [];
     const err: string[] = [];
-    const code = await main(['deploy', '--hub-connection-string', hub.serviceConnectionString, '--device', namespaces[0]!, '--ca-file', caFile, file], {
+    const code = await main(['deploy', '--hub-connection-string-file', csFile, '--device', namespaces[0]!, '--ca-file', caFile, file], {
       stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), stdin: async () => '',
     });
     expect({ code, err: err.join('') }).toEqual({ code: 0, err: '' });
