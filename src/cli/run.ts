@@ -33,6 +33,11 @@ export interface RunFlags extends PolicyFlags {
   leaderElect: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
+  /** Seconds, as strings from the command line. */
+  leaderElectionLeaseDuration?: string;
+  leaderElectionRenewDeadline?: string;
+  leaderElectionRetryPeriod?: string;
+  cacheSyncTimeout?: string;
   healthProbeBindAddress: string;
   metricsBindAddress: string;
   concurrency: string;
@@ -107,6 +112,10 @@ export function runCommand(): Command {
     .addOption(flag('--leader-elect', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'elect a leader on a Lease before reconciling (run more than one replica)').default(false))
     .addOption(flag('--leader-election-namespace <ns>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_NAMESPACE', 'namespace of the Lease (default: the operator\'s own)'))
     .addOption(flag('--leader-election-id <name>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_ID', 'name of the Lease').default('iotedge-operator'))
+    .addOption(flag('--leader-election-lease-duration <seconds>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_LEASE_DURATION', 'how long a Lease holds without renewal').default('15'))
+    .addOption(flag('--leader-election-renew-deadline <seconds>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE', 'how long the leader keeps trying to renew before it stops leading and exits').default('10'))
+    .addOption(flag('--leader-election-retry-period <seconds>', 'IOTEDGE_OPERATOR_LEADER_ELECTION_RETRY_PERIOD', 'time between Lease attempts').default('2'))
+    .addOption(flag('--cache-sync-timeout <seconds>', 'IOTEDGE_OPERATOR_CACHE_SYNC_TIMEOUT', 'a leader whose caches have not synced by then releases the Lease and exits non-zero').default('120'))
     .addOption(flag('--health-probe-bind-address <addr>', 'IOTEDGE_OPERATOR_HEALTH_PROBE_BIND_ADDRESS', '/healthz and /readyz address ("0" disables)').default('127.0.0.1:8081'))
     .addOption(flag('--metrics-bind-address <addr>', 'IOTEDGE_OPERATOR_METRICS_BIND_ADDRESS', '/metrics address ("0" disables)').default('127.0.0.1:8080'))
     .addOption(flag('--concurrency <n>', 'IOTEDGE_OPERATOR_CONCURRENCY', 'EdgeDeployments reconciled at once').default('4'))
@@ -190,6 +199,12 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   const log = logger ?? createLogger({ level: flags.logLevel, name: 'iotedge-operator' });
   const concurrency = Number(flags.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency: "${flags.concurrency}" is not a positive integer`);
+  const seconds = (value: string | undefined, fallback: number, name: string) => {
+    const n = Number(value ?? fallback);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: "${value}" is not a positive number of seconds`);
+    return n * 1000;
+  };
+  const cacheSyncTimeoutMs = seconds(flags.cacheSyncTimeout, 120, '--cache-sync-timeout');
   const kc = loadKubeConfig(flags.kubeconfig);
   const namespaces = parseNamespaces(flags.namespaces);
   const metrics = new OperatorMetrics();
@@ -211,6 +226,7 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     logger: log,
     defaultHubHostName: flags.hubHostName,
     certificateLifetimes: certificateLifetimesFromFlags(flags),
+    cacheSyncTimeoutMs,
     queueMetrics: {
       depth: queueHooks.onDepth,
       addsTotal: queueHooks.onAdd,
@@ -239,7 +255,11 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   });
   // A standby replica has no caches to sync; it is ready to take over, so it must not block a rollout.
   let elector: LeaderElector | undefined;
-  checks.addReadinessCheck('informers-synced', () => manager.hasSynced() || (elector !== undefined && !elector.isLeader()));
+  // Ready = leading (or running without election) with synced caches, or standing by.
+  checks.addReadinessCheck('informers-synced', () => {
+    if (manager.hasSynced() || (elector !== undefined && !elector.isLeader())) return;
+    throw new Error(elector ? 'leading, but the caches have not synced' : 'the caches have not synced');
+  });
   // Twin sync acts only on EdgeDeployments with spec.iotHub, so it is on unless switched off.
   const twinSync = flags.twinSync === false ? undefined : new TwinSyncSupervisor({
     client: manager.client,
@@ -257,17 +277,37 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
   });
   log.info({ namespaces, leaderElect: flags.leaderElect, concurrency }, 'iotedge-operator starting');
 
+  /** Starts the caches and workers; a cache that does not sync in time ends the process, never a silent standstill. */
+  const startReconciling = async (): Promise<boolean> => {
+    try {
+      await manager.start();
+      await twinSync?.start();
+      return true;
+    } catch (error) {
+      log.error({ err: error, cacheSyncTimeoutSeconds: cacheSyncTimeoutMs / 1000 }, 'the caches did not sync; giving up so that a healthy replica can lead');
+      return false;
+    }
+  };
+  const exitFailed = async (): Promise<never> => {
+    await elector?.stop({ release: true });
+    await endpoints.stop();
+    process.exit(1);
+  };
+
   if (flags.leaderElect) {
     elector = new LeaderElector({
       coordination: kc.makeApiClient(CoordinationV1Api),
       namespace: flags.leaderElectionNamespace ?? ownNamespace(),
       name: flags.leaderElectionId,
       identity: defaultIdentity(),
+      leaseDurationMs: seconds(flags.leaderElectionLeaseDuration, 15, '--leader-election-lease-duration'),
+      renewDeadlineMs: seconds(flags.leaderElectionRenewDeadline, 10, '--leader-election-renew-deadline'),
+      retryPeriodMs: seconds(flags.leaderElectionRetryPeriod, 2, '--leader-election-retry-period'),
       logger: log,
       metrics,
       onStartedLeading: async () => {
-        await manager.start();
-        await twinSync?.start();
+        // A leader that cannot reconcile must not keep the Lease (a zombie leader): release it and exit.
+        if (!(await startReconciling())) await exitFailed();
       },
       onStoppedLeading: (reason) => {
         if (reason === 'lost') {
@@ -278,9 +318,8 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
       },
     });
     void elector.run();
-  } else {
-    await manager.start();
-    await twinSync?.start();
+  } else if (!(await startReconciling())) {
+    await exitFailed();
   }
 
   onShutdownSignal(async () => {

@@ -22,6 +22,8 @@ export interface ManagerOptions {
   defaultHubHostName?: string;
   /** Lifetimes of each device CA and edgeHub server certificate the operator issues. */
   certificateLifetimes?: CertificateLifetimes;
+  /** start() rejects when a cache has not synced by then (default 120 s, controller-runtime's CacheSyncTimeout). */
+  cacheSyncTimeoutMs?: number;
   queueMetrics?: WorkQueueMetrics;
   reconcileMetrics?: ReconcileMetrics;
   /** Module counts by runtimeStatus per EdgeDeployment, and a deleted EdgeDeployment (metrics). */
@@ -106,7 +108,7 @@ export class OperatorManager {
     const namespaces: (string | undefined)[] = options.namespaces === 'all' ? [undefined] : options.namespaces;
     const informersFor = <T extends KubernetesObject>(kind: OwnedKind, labelSelector?: string, transform?: (o: KubernetesObject) => KubernetesObject) =>
       new InformerSet<T>(namespaces.map((namespace) => new Informer<T>({
-        client: this.client, path: collectionPath(kind), namespace, labelSelector, logger: log, transform,
+        client: this.client, path: collectionPath(kind), namespace, labelSelector, logger: log, transform, syncTimeoutMs: options.cacheSyncTimeoutMs,
       })));
 
     this.edgeDeployments = informersFor<EdgeDeployment>(edgeDeploymentResource);
@@ -147,7 +149,11 @@ export class OperatorManager {
     return [...this.edgeDeployments.informers, ...[...this.children.values()].flatMap((s) => s.informers)] as Informer<KubernetesObject>[];
   }
 
-  /** Starts every informer, waits for their caches, then runs the workers. */
+  /**
+   * Starts every informer, waits for their caches, then runs the workers. Rejects when a cache has not
+   * synced within cacheSyncTimeoutMs: the caller must then give up leadership and exit, or it would hold
+   * the Lease and never reconcile (a zombie leader).
+   */
   async start(): Promise<void> {
     await Promise.all(this.allInformers().map((i) => i.start()));
     this.synced = true;
