@@ -34,7 +34,7 @@ const log = (message: string) => process.stderr.write(`[images] ${message}\n`);
 
 /**
  * npm inside RUN steps must trust what the machine's npm trusts: where npm has an extra CA (its `cafile`
- * setting, e.g. for TLS inspection), the build gets the host's certificates and an npmrc naming the same file.
+ * setting or NODE_EXTRA_CA_CERTS, e.g. for TLS inspection), the build gets the host's certificates and an npmrc naming the same file.
  */
 function npmTrustMounts(): string[] {
   const mounts: string[] = [];
@@ -45,6 +45,8 @@ function npmTrustMounts(): string[] {
   } catch {
     // no npm config: nothing extra to trust
   }
+  // Node's own trust setting counts too: a machine may give npm its inspecting proxy's CA only that way.
+  if (!cafile || cafile === 'null' || cafile === 'undefined') cafile = process.env.NODE_EXTRA_CA_CERTS ?? '';
   if (cafile && cafile !== 'null' && cafile !== 'undefined' && existsSync(cafile)) {
     if (!cafile.startsWith('/etc/ssl/certs/')) mounts.push('-v', `${cafile}:${cafile}:ro`);
     const npmrc = join(imagesCache, 'build-npmrc');
