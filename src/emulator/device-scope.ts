@@ -20,10 +20,14 @@ export function isDeviceScopeOperation(name: string | undefined): name is Device
 
 const defaultPageSize = 100;
 
-/** Devices in an edge device's scope: itself, and devices whose scope is its scope (its children). */
+/**
+ * Devices in an edge device's scope: itself and its children, the leaf devices whose deviceScope is its scope
+ * and the edge devices whose parentScopes name it.
+ */
 function scopeDevices(hub: HubEmulator, edge: DeviceRecord): DeviceRecord[] {
+  const scope = edge.deviceScope;
   return hub.registry.listDevices()
-    .filter((d) => d.deviceId === edge.deviceId || (edge.deviceScope !== undefined && d.deviceScope === edge.deviceScope))
+    .filter((d) => d.deviceId === edge.deviceId || (scope !== undefined && (d.deviceScope === scope || (d.parentScopes ?? []).includes(scope))))
     .sort((a, b) => (a.deviceId === edge.deviceId ? -1 : b.deviceId === edge.deviceId ? 1 : a.deviceId.localeCompare(b.deviceId)));
 }
 

@@ -19,7 +19,7 @@ import type { FaultWindow, IdentityFilter } from './faults.ts';
 import { identityKey, MqttHub } from './mqtt.ts';
 import { hubQuerySource } from './queries.ts';
 import type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
-import { IdentityRegistry, isSystemModule } from './registry.ts';
+import { IdentityRegistry, isSystemModule, sasRefusal } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
 import { restHandler, twinJson } from './rest.ts';
 import { checkCa, generateCa, issueServerChain } from './tls.ts';
@@ -325,11 +325,15 @@ export class HubEmulator extends EventEmitter {
 
   deviceConnectionString(deviceId: string): string {
     const d = this.registry.device(deviceId);
+    const refusal = sasRefusal(d, `device ${deviceId}`);
+    if (refusal) throw new Error(`no connection string: ${refusal}`);
     return `HostName=${this.host};DeviceId=${deviceId};SharedAccessKey=${d.keys.primaryKey}${this.gatewaySuffix()}`;
   }
 
   moduleConnectionString(deviceId: string, moduleId: string): string {
     const m = this.registry.module(deviceId, moduleId);
+    const refusal = sasRefusal(m, `module ${deviceId}/${moduleId}`);
+    if (refusal) throw new Error(`no connection string: ${refusal}`);
     return `HostName=${this.host};DeviceId=${deviceId};ModuleId=${moduleId};SharedAccessKey=${m.keys.primaryKey}${this.gatewaySuffix()}`;
   }
 

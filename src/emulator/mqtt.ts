@@ -4,6 +4,7 @@
 import { IotHubBroker, TwinRequestError } from '../iothub-mqtt/index.ts';
 import type { Identity, MethodResult, TelemetryMessage, TwinRequest, TwinResponse } from '../iothub-mqtt/index.ts';
 import { HubError } from './errors.ts';
+import { sasRefusal } from './registry.ts';
 import type { IdentityRegistry } from './registry.ts';
 import { applyReportedPatch, mqttTwinBody, TwinValidationError } from './twin.ts';
 import type { JsonObject } from './twin.ts';
@@ -57,6 +58,8 @@ export class MqttHub extends IotHubBroker {
     if (device.status !== 'enabled') throw new Error(`device ${identity.deviceId} is disabled`);
     const module = identity.moduleId === undefined ? undefined : this.registry.findModule(identity.deviceId, identity.moduleId);
     if (identity.moduleId !== undefined && !module) throw new Error(`module ${identity.deviceId}/${identity.moduleId} is not registered`);
+    const refusal = sasRefusal(module ?? device, module ? `module ${identity.deviceId}/${identity.moduleId}` : `device ${identity.deviceId}`);
+    if (refusal) throw new Error(refusal);
     if (keyName !== undefined) return policyKeys(keyName);
     // IoT Hub refuses a device's key for a module's login: a module signs with its own keys only.
     return module ? [module.keys.primaryKey, module.keys.secondaryKey] : [device.keys.primaryKey, device.keys.secondaryKey];

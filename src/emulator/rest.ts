@@ -7,6 +7,7 @@ import { parseSas, resourceCovers, verifySas } from '../runtime/sas.ts';
 import { deviceScopeRoute, isDeviceScopeOperation } from './device-scope.ts';
 import { HubError } from './errors.ts';
 import { serveQuery } from './queries.ts';
+import { sasRefusal } from './registry.ts';
 import type { DeviceRecord, ModuleRecord } from './registry.ts';
 import { isJsonObject, restTwinProperties, TwinValidationError } from './twin.ts';
 import type { JsonObject } from './twin.ts';
@@ -88,18 +89,28 @@ export function deviceJson(hub: HubEmulator, d: DeviceRecord): JsonObject {
     statusUpdatedTime: '0001-01-01T00:00:00Z',
     lastActivityTime: '0001-01-01T00:00:00Z',
     cloudToDeviceMessageCount: 0,
-    authentication: sasAuthentication(d.keys),
+    authentication: authenticationJson(d),
     capabilities: { iotEdge: d.iotEdge },
     ...(d.deviceScope === undefined ? {} : { deviceScope: d.deviceScope }),
+    parentScopes: [...(d.parentScopes ?? [])],
   };
 }
 
-/** The authentication member IoT Hub returns for a symmetric-key device or module. */
-function sasAuthentication(keys: { primaryKey: string; secondaryKey: string }): JsonObject {
+/** The x509Thumbprint member IoT Hub returns: the thumbprints of a selfSigned identity, else nulls. */
+function thumbprintJson(identity: DeviceRecord | ModuleRecord): JsonObject {
+  const x509 = identity.x509;
+  return x509?.type === 'selfSigned'
+    ? { primaryThumbprint: x509.primaryThumbprint, secondaryThumbprint: x509.secondaryThumbprint }
+    : { primaryThumbprint: null, secondaryThumbprint: null };
+}
+
+/** The authentication member IoT Hub returns for a device or module: SAS keys, or X.509 with null keys. */
+function authenticationJson(identity: DeviceRecord | ModuleRecord): JsonObject {
+  const sas = identity.x509 === undefined;
   return {
-    symmetricKey: { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey },
-    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-    type: 'sas',
+    symmetricKey: sas ? { primaryKey: identity.keys.primaryKey, secondaryKey: identity.keys.secondaryKey } : { primaryKey: null, secondaryKey: null },
+    x509Thumbprint: thumbprintJson(identity),
+    type: identity.x509?.type ?? 'sas',
   };
 }
 
@@ -115,7 +126,7 @@ export function moduleJson(hub: HubEmulator, m: ModuleRecord): JsonObject {
     connectionStateUpdatedTime: '0001-01-01T00:00:00Z',
     lastActivityTime: '0001-01-01T00:00:00Z',
     cloudToDeviceMessageCount: 0,
-    authentication: sasAuthentication(m.keys),
+    authentication: authenticationJson(m),
   };
 }
 
@@ -133,9 +144,11 @@ export function twinJson(hub: HubEmulator, deviceId: string, moduleId: string | 
     connectionState: connected ? 'Connected' : 'Disconnected',
     lastActivityTime: '0001-01-01T00:00:00Z',
     cloudToDeviceMessageCount: 0,
-    authenticationType: 'sas',
-    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    authenticationType: holder.x509?.type ?? 'sas',
+    x509Thumbprint: thumbprintJson(holder),
     modelId: '',
+    ...(moduleId === undefined && device.deviceScope !== undefined ? { deviceScope: device.deviceScope } : {}),
+    ...(moduleId === undefined ? { parentScopes: [...(device.parentScopes ?? [])] } : {}),
     version: holder.twin.version,
     tags: structuredClone(holder.twin.tags),
     properties: restTwinProperties(holder.twin),
@@ -169,6 +182,8 @@ export function authorize(hub: HubEmulator, header: string | undefined): Princip
     if (segments.length === 5 && segments[1] === 'devices' && segments[3] === 'modules' && segments[2] && segments[4]) {
       const module = hub.registry.findModule(segments[2], segments[4]);
       if (!module) throw unauthorized(`Module ${segments[2]}/${segments[4]} is not registered.`);
+      const refusal = sasRefusal(module, `Module ${segments[2]}/${segments[4]}`);
+      if (refusal) throw unauthorized(`${refusal}.`);
       verifySas(sas, [module.keys.primaryKey, module.keys.secondaryKey]);
       return { kind: 'module', deviceId: segments[2], moduleId: segments[4] };
     }
@@ -179,6 +194,8 @@ export function authorize(hub: HubEmulator, header: string | undefined): Princip
     const device = hub.registry.findDevice(deviceId);
     if (!device) throw unauthorized(`Device ${deviceId} is not registered.`);
     if (device.status !== 'enabled') throw unauthorized(`Device ${deviceId} is disabled.`);
+    const refusal = sasRefusal(device, `Device ${deviceId}`);
+    if (refusal) throw unauthorized(`${refusal}.`);
     verifySas(sas, [device.keys.primaryKey, device.keys.secondaryKey]);
     return { kind: 'device', deviceId };
   } catch (error) {
@@ -234,6 +251,11 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
   if (root === 'devices') {
     if (id === undefined) {
       serviceOnly();
+      if (method === 'POST') {
+        const { result, deleted } = hub.registry.bulk(await readBody(req));
+        for (const deviceId of deleted) hub.dropConnections({ deviceId });
+        return new HttpResult(result.isSuccessful ? 200 : 400, result);
+      }
       if (method !== 'GET') throw notFound();
       return new HttpResult(200, hub.registry.listDevices().map((d) => deviceJson(hub, d)));
     }
