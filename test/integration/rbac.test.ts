@@ -45,12 +45,17 @@ async function namespace(prefix: string): Promise<string> {
 
 interface Release { name: string; namespace: string; serviceAccount: string; user: string; policy: string }
 
-/** helm install of the chart; its operator pod goes to the KWOK node (the image exists only as a name). */
+/**
+ * helm install of the chart; its operator pod goes to the KWOK node (the image exists only as a name). The
+ * objects are named <release>-op: the test operators' policy (manifests/base, installed by other files in the
+ * same cluster) holds every ServiceAccount named *iotedge-operator, and here the chart's own policy must be
+ * the one that refuses.
+ */
 async function install(namespace: string, ...sets: string[]): Promise<Release> {
   const name = `rb-${randomBytes(3).toString('hex')}`;
   releases.push({ name, namespace });
-  await helm('install', name, chart, '-n', namespace, ...sets.flatMap((s) => ['--set', s]));
-  const serviceAccount = `${name}-iotedge-operator`;
+  const serviceAccount = `${name}-op`;
+  await helm('install', name, chart, '-n', namespace, '--set', `fullnameOverride=${serviceAccount}`, ...sets.flatMap((s) => ['--set', s]));
   return { name, namespace, serviceAccount, user: `system:serviceaccount:${namespace}:${serviceAccount}`, policy: `${serviceAccount}-${namespace}-writes` };
 }
 
@@ -180,6 +185,20 @@ describe('namespace mode: a Role in the device namespace', () => {
       .rejects.toThrow('iotedge-operator changes or deletes only objects labelled app.kubernetes.io/managed-by=iotedge-operator');
     await expect(asOperator(release, ['-n', device, 'label', 'secret', 'acr-password', `${labelKeys.managedBy}=${managedBy}`]))
       .rejects.toThrow('changes or deletes only objects labelled');
+  });
+
+  it('runs no pod as its own ServiceAccount, which lives in the device namespace', async () => {
+    const pod = (name: string, serviceAccountName: string) => JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: device, labels: operatorLabels },
+      spec: { serviceAccountName, automountServiceAccountToken: false, containers: [{ name: 'c', image: 'localhost/busybox:1' }] },
+    });
+    await expect(asOperator(release, ['create', '-f', '-'], pod('as-operator', release.serviceAccount))).rejects.toThrow(`iotedge-operator does not run pods as its own ServiceAccount; pods ${device}/as-operator`);
+    const deployment = JSON.stringify({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'as-operator', namespace: device, labels: operatorLabels },
+      spec: { selector: { matchLabels: { app: 'x' } }, template: { metadata: { labels: { app: 'x' } }, spec: { serviceAccountName: release.serviceAccount, containers: [{ name: 'c', image: 'localhost/busybox:1' }] } } },
+    });
+    await expect(asOperator(release, ['create', '-f', '-'], deployment)).rejects.toThrow('iotedge-operator does not run pods as its own ServiceAccount; deployments');
+    expect(await asOperator(release, ['create', '-f', '-'], pod('as-default', 'default'))).toContain('pod/as-default created');
   });
 
   it('changes nothing of its Namespace but the Pod Security Admission labels', async () => {

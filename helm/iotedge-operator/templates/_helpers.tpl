@@ -235,6 +235,12 @@ variables:
     expression: "oldObject == null ? {} : oldObject.metadata.?labels.orValue({})"
   - name: podSecurityLabels
     expression: "['pod-security.kubernetes.io/enforce', 'pod-security.kubernetes.io/enforce-version']"
+  - name: podSpec
+    expression: >-
+      request.operation == 'DELETE' ? null
+      : request.resource.resource == 'pods' ? object.spec
+      : request.resource.resource == 'deployments' ? object.spec.template.spec
+      : null
 validations:
   - expression: "variables.isNamespace || request.operation == 'DELETE' || variables.newLabels[?'app.kubernetes.io/managed-by'] == optional.of('iotedge-operator')"
     messageExpression: "'iotedge-operator writes only objects labelled app.kubernetes.io/managed-by=iotedge-operator; ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ' is not'"
@@ -249,5 +255,10 @@ validations:
       && object.metadata.?annotations.orValue({}) == oldObject.metadata.?annotations.orValue({})
       && object.spec == oldObject.spec)
     messageExpression: "'iotedge-operator changes nothing of a Namespace but its labels pod-security.kubernetes.io/enforce and enforce-version; namespace ' + request.name"
+    reason: Forbidden
+  - expression: >-
+      variables.podSpec == null || [variables.podSpec.?serviceAccountName.orValue(''), variables.podSpec.?serviceAccount.orValue('')].all(sa,
+      'system:serviceaccount:' + request.namespace + ':' + sa != request.userInfo.username)
+    messageExpression: "'iotedge-operator does not run pods as its own ServiceAccount; ' + request.resource.resource + ' ' + request.namespace + '/' + request.name"
     reason: Forbidden
 {{- end }}
