@@ -76,6 +76,10 @@ export function adminHandler(hub: HubEmulator) {
         case 'DELETE messages':
           hub.admin.clearMessages();
           return send(res, 200, {});
+        case 'GET c2d-messages':
+          return send(res, 200, hub.c2d.messages(url.searchParams.get('deviceId') ?? undefined).map((m) => ({ ...m, body: m.body.toString('base64') })));
+        case 'GET c2d-feedback':
+          return send(res, 200, hub.c2d.feedback());
         case 'GET connections':
           return send(res, 200, hub.admin.connections());
         case 'GET connection-log':

@@ -11,6 +11,8 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { generateSymmetricKey } from '../runtime/sas.ts';
 import { adminHandler } from './admin-http.ts';
+import { AmqpServiceEndpoint, amqpWebSocketSubprotocol } from './amqp.ts';
+import { CloudToDeviceQueues } from './c2d.ts';
 import { Configurations } from './configurations.ts';
 import type { ConfigurationsSnapshot } from './configurations.ts';
 import { HubError } from './errors.ts';
@@ -21,7 +23,7 @@ import { hubQuerySource } from './queries.ts';
 import type { ConnectionInfo, Identity, MethodResult, TelemetryMessage } from './mqtt.ts';
 import { IdentityRegistry, isSystemModule, sasRefusal } from './registry.ts';
 import type { RegistrySnapshot, SymmetricKeys } from './registry.ts';
-import { restHandler, twinJson } from './rest.ts';
+import { authorize, restHandler, twinJson } from './rest.ts';
 import { checkCa, generateCa, issueServerChain } from './tls.ts';
 import { serveEmulatorWebSockets } from './websocket.ts';
 import type { PemPair } from './tls.ts';
@@ -39,6 +41,8 @@ export interface HubEmulatorOptions {
   mqttPort?: number;
   /** HTTPS port. Default 443: azure-iothub always dials 443. */
   httpsPort?: number;
+  /** AMQP over TLS port, for azure-iothub's Client (cloud-to-device). Default 5671, which the SDK always dials. */
+  amqpPort?: number;
   /** Short name of the hub; its DNS name (a certificate SAN) is `<hubName>.iotedge.local`. Default `emulated-hub`. */
   hubName?: string;
   /** JSON file for identities, twins and keys; restored on start, written on every change. */
@@ -195,6 +199,9 @@ export class HubEmulator extends EventEmitter {
   host = '';
   mqttPort = 0;
   httpsPort = 0;
+  amqpPort = 0;
+  /** Cloud-to-device queues: what each device has waiting, and the feedback produced (see c2d.ts). */
+  readonly c2d: CloudToDeviceQueues;
 
   private readonly ca: PemPair;
   private readonly caPersisted: boolean;
@@ -204,6 +211,8 @@ export class HubEmulator extends EventEmitter {
   private readonly mqtt: MqttHub;
   private readonly httpsServer: HttpsServer;
   private readonly mqttServer: TlsServer;
+  private readonly amqp: AmqpServiceEndpoint;
+  private readonly amqpServer: TlsServer;
   private readonly sockets = new Set<TLSSocket>();
   private readonly closeWebSockets: () => void;
   private readonly delayed = new Set<NodeJS.Timeout>();
@@ -267,6 +276,23 @@ export class HubEmulator extends EventEmitter {
       deviceId: refused.identity?.deviceId, moduleId: refused.identity?.moduleId, outcome: 'refused', reason: refused.reason, at: new Date().toISOString(),
     }));
 
+    this.c2d = new CloudToDeviceQueues({
+      deliver: (identity, topic, payload) => this.mqtt.deliver(identity, topic, payload),
+      isSubscribed: (identity, topic) => this.mqtt.isSubscribed(identity, topic),
+      generationId: (deviceId) => this.registry.device(deviceId).generationId,
+      log: (message, fields) => this.log(message, fields),
+    });
+    for (const event of ['connected', 'subscribed']) {
+      this.mqtt.on(event, (info: ConnectionInfo) => info.moduleId === undefined && this.c2d.pump(info.deviceId));
+    }
+    this.amqp = new AmqpServiceEndpoint({
+      c2d: this.c2d,
+      checkServiceToken: (token) => {
+        if (authorize(this, token).kind !== 'service') throw new Error('a cloud-to-device sender needs a service policy token');
+      },
+      log: (message, fields) => this.log(message, fields),
+    });
+    this.amqpServer = createTlsServer({}, (socket) => this.amqp.handle(socket));
     this.httpsServer = createHttpsServer({}, restHandler(this, adminHandler(this)));
     keepIdleConnections(this.httpsServer);
     this.mqttServer = createTlsServer({}, (socket) => {
@@ -282,6 +308,7 @@ export class HubEmulator extends EventEmitter {
     });
     this.closeWebSockets = serveEmulatorWebSockets(this.httpsServer, {
       mqtt: (stream) => this.mqtt.handle(stream),
+      extra: { [amqpWebSocketSubprotocol]: (socket) => this.amqp.handleWebSocket(socket) },
       refuse: () => this.refuseTcpRules.take({}) !== undefined,
       log: (message, fields) => this.log(message, fields),
     });
@@ -533,6 +560,7 @@ export class HubEmulator extends EventEmitter {
   async bind(options: HubEmulatorOptions): Promise<void> {
     const mqttPort = options.mqttPort ?? 8883;
     const httpsPort = options.httpsPort ?? 443;
+    const amqpPort = options.amqpPort ?? 5671;
     const candidates = options.host ? [options.host] : Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`);
     for (const host of candidates) {
       if (!bindableHost(host)) throw new Error(`host ${host} is neither a loopback (127.0.0.0/8) address nor an address of one of this machine's interfaces (such as the real worker's bridge)`);
@@ -553,16 +581,25 @@ export class HubEmulator extends EventEmitter {
         if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && candidates.length > 1) continue;
         throw new Error(`cannot bind ${host}:${mqttPort}: ${(error as Error).message}`, { cause: error });
       }
+      try {
+        await listen(this.amqpServer, host, amqpPort);
+      } catch (error) {
+        await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer)]);
+        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && candidates.length > 1) continue;
+        throw new Error(`cannot bind ${host}:${amqpPort}: ${(error as Error).message}`, { cause: error });
+      }
       this.host = host;
       this.httpsPort = boundPort(this.httpsServer);
       this.mqttPort = boundPort(this.mqttServer);
+      this.amqpPort = boundPort(this.amqpServer);
       const served = issueServerChain(this.ca, [host, this.dnsName]);
       const context = { cert: served.cert, key: served.key };
       this.httpsServer.setSecureContext(context);
       this.mqttServer.setSecureContext(context);
+      this.amqpServer.setSecureContext(context);
       await this.mqtt.start();
       this.saveNow();
-      this.log('hub emulator listening', { host, mqttPort: this.mqttPort, httpsPort: this.httpsPort });
+      this.log('hub emulator listening', { host, mqttPort: this.mqttPort, httpsPort: this.httpsPort, amqpPort: this.amqpPort });
       return;
     }
     throw new Error('no free loopback address in 127.0.0.2–127.0.0.254 for the hub emulator');
@@ -579,7 +616,9 @@ export class HubEmulator extends EventEmitter {
     await this.mqtt.stop();
     for (const socket of this.sockets) socket.destroy();
     this.closeWebSockets();
-    await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer)]);
+    this.c2d.stop();
+    this.amqp.stop();
+    await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer), closeServer(this.amqpServer)]);
     this.saveNow();
     this.log('hub emulator stopped');
   }

@@ -20,6 +20,7 @@ export const hubErrorCodes = {
   DeviceNotOnline: { status: 404, numeric: 404103 },
   NotFound: { status: 404, numeric: 404000 },
   MethodNotAllowed: { status: 405, numeric: 405000 },
+  DeviceMaximumQueueDepthExceeded: { status: 403, numeric: 403002 },
   DeviceAlreadyExists: { status: 409, numeric: 409001 },
   ModuleAlreadyExistsOnDevice: { status: 409, numeric: 409301 },
   ConfigurationAlreadyExists: { status: 409, numeric: 409000 },
