@@ -15,6 +15,8 @@ import { AmqpServiceEndpoint, amqpWebSocketSubprotocol } from './amqp.ts';
 import { CloudToDeviceQueues } from './c2d.ts';
 import { Configurations } from './configurations.ts';
 import type { ConfigurationsSnapshot } from './configurations.ts';
+import { JobScheduler } from './jobs.ts';
+import { compileCondition } from './query/index.ts';
 import { HubError } from './errors.ts';
 import { FaultRules } from './faults.ts';
 import type { FaultWindow, IdentityFilter } from './faults.ts';
@@ -202,6 +204,8 @@ export class HubEmulator extends EventEmitter {
   amqpPort = 0;
   /** Cloud-to-device queues: what each device has waiting, and the feedback produced (see c2d.ts). */
   readonly c2d: CloudToDeviceQueues;
+  /** Scheduled twin updates and device methods (/jobs/v2; see jobs.ts). */
+  readonly jobs: JobScheduler;
 
   private readonly ca: PemPair;
   private readonly caPersisted: boolean;
@@ -285,6 +289,13 @@ export class HubEmulator extends EventEmitter {
     for (const event of ['connected', 'subscribed']) {
       this.mqtt.on(event, (info: ConnectionInfo) => info.moduleId === undefined && this.c2d.pump(info.deviceId));
     }
+    this.jobs = new JobScheduler({
+      compileCondition,
+      deviceTwins: () => this.registry.listDevices().map((d) => twinJson(this, d.deviceId, undefined)),
+      updateTwin: (deviceId, patch, ifMatch) => this.updateTwin(deviceId, undefined, patch, ifMatch, 'merge'),
+      invokeMethod: (deviceId, m) => this.invokeMethod({ deviceId, moduleId: undefined }, m.methodName, m.payload, m.responseTimeoutInSeconds, m.connectTimeoutInSeconds),
+      log: (message, fields) => this.log(message, fields),
+    });
     this.amqp = new AmqpServiceEndpoint({
       c2d: this.c2d,
       checkServiceToken: (token) => {
@@ -617,6 +628,7 @@ export class HubEmulator extends EventEmitter {
     for (const socket of this.sockets) socket.destroy();
     this.closeWebSockets();
     this.c2d.stop();
+    this.jobs.stop();
     this.amqp.stop();
     await Promise.all([closeServer(this.httpsServer), closeServer(this.mqttServer), closeServer(this.amqpServer)]);
     this.saveNow();

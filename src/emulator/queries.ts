@@ -13,6 +13,7 @@ export function hubQuerySource(hub: HubEmulator): QuerySource {
   return {
     deviceTwins: () => hub.registry.listDevices().map((d) => twinJson(hub, d.deviceId, undefined)),
     moduleTwins: () => hub.registry.listDevices().flatMap((d) => Object.keys(d.modules).map((m) => twinJson(hub, d.deviceId, m))),
+    jobs: () => hub.jobs.deviceJobs(),
   };
 }
 

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseSas, resourceCovers, verifySas } from '../runtime/sas.ts';
 import { deviceScopeRoute, isDeviceScopeOperation } from './device-scope.ts';
 import { HubError } from './errors.ts';
+import { serveJobRequest } from './jobs.ts';
 import { serveQuery } from './queries.ts';
 import { sasRefusal } from './registry.ts';
 import type { DeviceRecord, ModuleRecord } from './registry.ts';
@@ -318,6 +319,12 @@ export async function route(hub: HubEmulator, req: IncomingMessage, principal: P
     return configurationRoute(hub, req, method, id, ifMatch, url);
   }
 
+  if (root === 'jobs' && id === 'v2') {
+    serviceOnly();
+    const paging = { maxItemCount: header(req, 'x-ms-max-item-count'), continuation: header(req, 'x-ms-continuation') };
+    const answer = await serveJobRequest(hub.jobs, method, segments.slice(2), url.searchParams, paging, () => readBody(req));
+    return new HttpResult(answer.status, answer.body, undefined, answer.headers);
+  }
   if (root === 'twins' && id !== undefined) {
     serviceOnly();
     // /twins/{id}[/modules/{mid}][/methods]
