@@ -25,7 +25,7 @@ export const errorCatalogue = {
   IEO_CREATE_OPTION_VALUE: { edgeAgentStatus: 400, next: 'permanent', summary: 'A createOptions field has a value Docker would reject or that cannot be expressed on Kubernetes.' },
   IEO_K8S_EXTENSION: { edgeAgentStatus: 400, next: 'permanent', summary: 'The k8s block of a module createOptions is malformed.' },
   IEO_NAME_COLLISION: { edgeAgentStatus: 400, next: 'permanent', summary: 'Two modules, volumes or registry credentials map to the same Kubernetes object name.' },
-  IEO_POLICY_DENIED: { edgeAgentStatus: 500, next: 'permanent', summary: "A module asks for something the operator's security policy denies (privileged, host namespaces, host paths, added capabilities, devices)." },
+  IEO_POLICY_DENIED: { edgeAgentStatus: 500, next: 'permanent', summary: "A module's pod would break the operator's security policy (Pod Security Standards baseline by default, plus volume-type, Secret and API-token rules); the message ends with the reason, e.g. [HostPathDenied]." },
   IEO_REGISTRY_CREDENTIAL: { edgeAgentStatus: 500, next: 'temporary', summary: 'The password of a registry credential could not be resolved.' },
   IEO_DUPLICATE_DEVICE: { edgeAgentStatus: 400, next: 'permanent', summary: 'Another EdgeDeployment in the namespace already is its device; one namespace serves one device.' },
   IEO_CA_SECRET: { edgeAgentStatus: 400, next: 'permanent', summary: 'The device CA Secret named in spec.certificates.deviceCaSecretRef is missing, or holds no usable RSA CA certificate and key.' },

@@ -16,7 +16,9 @@ import { TwinSyncSupervisor } from '../iothub/supervisor.ts';
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** The security policy switches are flags of the same names. */
-type PolicyFlags = Pick<OperatorSettings, 'allowPrivileged' | 'allowHostNetwork' | 'allowHostPid' | 'allowHostIpc' | 'allowHostPath' | 'allowAddedCapabilities' | 'allowDevices'>;
+type PolicyFlags = Pick<OperatorSettings, 'allowPrivileged' | 'allowHostNetwork' | 'allowHostPid' | 'allowHostIpc' | 'allowHostPath' | 'allowAddedCapabilities' | 'allowDevices'>
+  & Partial<Pick<OperatorSettings, 'podSecurity' | 'allowUnsafeSysctls' | 'allowServiceAccountToken'>>
+  & { allowVolumeTypes?: string; mountableSecrets?: string; labelNamespaces?: boolean };
 
 export interface RunFlags extends PolicyFlags {
   kubeconfig?: string;
@@ -75,6 +77,7 @@ const flag = (name: string, env: string, description: string) => new Option(name
 const switchVariables = [
   'IOTEDGE_OPERATOR_ALLOW_PRIVILEGED', 'IOTEDGE_OPERATOR_ALLOW_HOST_NETWORK', 'IOTEDGE_OPERATOR_ALLOW_HOST_PID', 'IOTEDGE_OPERATOR_ALLOW_HOST_IPC',
   'IOTEDGE_OPERATOR_ALLOW_HOST_PATH', 'IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES', 'IOTEDGE_OPERATOR_ALLOW_DEVICES',
+  'IOTEDGE_OPERATOR_ALLOW_UNSAFE_SYSCTLS', 'IOTEDGE_OPERATOR_ALLOW_SERVICE_ACCOUNT_TOKEN', 'IOTEDGE_OPERATOR_NO_LABEL_NAMESPACES',
   'IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES', 'IOTEDGE_OPERATOR_USE_MOUNT_SOURCE_FOR_VOLUME_NAME', 'IOTEDGE_OPERATOR_RUN_AS_NON_ROOT', 'IOTEDGE_OPERATOR_NO_NETWORK_POLICIES', 'IOTEDGE_OPERATOR_LEADER_ELECT', 'IOTEDGE_OPERATOR_NO_TWIN_SYNC',
 ];
 
@@ -100,6 +103,12 @@ export function runCommand(): Command {
     .addOption(flag('--allow-host-path', 'IOTEDGE_OPERATOR_ALLOW_HOST_PATH', 'allow host path binds').default(false))
     .addOption(flag('--allow-added-capabilities', 'IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES', 'allow CapAdd').default(false))
     .addOption(flag('--allow-devices', 'IOTEDGE_OPERATOR_ALLOW_DEVICES', 'allow HostConfig.Devices').default(false))
+    .addOption(flag('--pod-security <level>', 'IOTEDGE_OPERATOR_POD_SECURITY', 'Pod Security Standards profile module pods must meet').choices(['restricted', 'baseline', 'privileged']).default(defaultSettings.podSecurity))
+    .addOption(flag('--allow-unsafe-sysctls', 'IOTEDGE_OPERATOR_ALLOW_UNSAFE_SYSCTLS', 'allow sysctls outside the safe set').default(false))
+    .addOption(flag('--allow-service-account-token', 'IOTEDGE_OPERATOR_ALLOW_SERVICE_ACCOUNT_TOKEN', 'allow modules a Kubernetes API token').default(false))
+    .addOption(flag('--allow-volume-types <list>', 'IOTEDGE_OPERATOR_ALLOW_VOLUME_TYPES', 'comma-separated volume types beyond emptyDir, configMap, persistentVolumeClaim, secret'))
+    .addOption(flag('--mountable-secrets <list>', 'IOTEDGE_OPERATOR_MOUNTABLE_SECRETS', 'comma-separated Secrets modules may mount (never the operator\'s own)'))
+    .addOption(flag('--no-label-namespaces', 'IOTEDGE_OPERATOR_NO_LABEL_NAMESPACES', 'do not label device namespaces for Pod Security Admission'))
     .addOption(flag('--storage-class <name>', 'IOTEDGE_OPERATOR_STORAGE_CLASS', 'StorageClass for named volumes (default: the cluster default)'))
     .addOption(flag('--volume-size <quantity>', 'IOTEDGE_OPERATOR_VOLUME_SIZE', 'size of a named volume\'s PVC').default(defaultSettings.storage.defaultVolumeSize))
     .addOption(flag('--volume-access-mode <mode>', 'IOTEDGE_OPERATOR_VOLUME_ACCESS_MODE', 'access mode of named volumes').choices(['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany']).default(defaultSettings.storage.accessMode))
@@ -148,6 +157,11 @@ export function settingsFromFlags(flags: RunFlags): OperatorSettings {
     allowHostPath: flags.allowHostPath,
     allowAddedCapabilities: flags.allowAddedCapabilities,
     allowDevices: flags.allowDevices,
+    podSecurity: flags.podSecurity ?? defaultSettings.podSecurity,
+    allowUnsafeSysctls: flags.allowUnsafeSysctls ?? false,
+    allowServiceAccountToken: flags.allowServiceAccountToken ?? false,
+    allowVolumeTypes: commaList(flags.allowVolumeTypes),
+    mountableSecrets: commaList(flags.mountableSecrets),
     storage: {
       ...defaultSettings.storage,
       ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
@@ -168,6 +182,10 @@ export function settingsFromFlags(flags: RunFlags): OperatorSettings {
 function parseUid(text: string): number {
   if (!/^\d+$/.test(text.trim())) throw new CliError(`--run-as-user ${JSON.stringify(text)}: expected a numeric uid`, 2);
   return Number(text);
+}
+
+function commaList(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter(Boolean);
 }
 
 function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -227,6 +245,7 @@ export async function runOperator(flags: RunFlags, logger?: Logger): Promise<voi
     defaultHubHostName: flags.hubHostName,
     certificateLifetimes: certificateLifetimesFromFlags(flags),
     cacheSyncTimeoutMs,
+    labelNamespaces: flags.labelNamespaces !== false,
     queueMetrics: {
       depth: queueHooks.onDepth,
       addsTotal: queueHooks.onAdd,

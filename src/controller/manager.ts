@@ -24,6 +24,8 @@ export interface ManagerOptions {
   certificateLifetimes?: CertificateLifetimes;
   /** start() rejects when a cache has not synced by then (default 120 s, controller-runtime's CacheSyncTimeout). */
   cacheSyncTimeoutMs?: number;
+  /** Label device namespaces for Pod Security Admission where RBAC allows it (`iotedge-operator run` turns it on). */
+  labelNamespaces?: boolean;
   queueMetrics?: WorkQueueMetrics;
   reconcileMetrics?: ReconcileMetrics;
   /** Module counts by runtimeStatus per EdgeDeployment, and a deleted EdgeDeployment (metrics). */
@@ -141,6 +143,7 @@ export class OperatorManager {
       logger: log,
       defaultHubHostName: options.defaultHubHostName,
       ...(options.certificateLifetimes ? { certificateLifetimes: options.certificateLifetimes } : {}),
+      labelNamespaces: options.labelNamespaces,
       onModuleStatus: options.onModuleStatus,
     });
   }

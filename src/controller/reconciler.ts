@@ -11,7 +11,7 @@ import { errorCatalogue, type ErrorCode } from '../api/errors.ts';
 import type { ManifestIssue, DeploymentManifest } from '../manifest/model.ts';
 import { issueAtResourcePath, manifestFromResource } from '../manifest/resource.ts';
 import { summariseRoutes } from '../manifest/routes.ts';
-import { toWire, translate, type ModulePlan, type TranslationResult } from '../translate/index.ts';
+import { admissionLevel, toWire, translate, type ModulePlan, type TranslationResult } from '../translate/index.ts';
 import { annotationKeys, labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
 import type { BuiltinEdgeHub } from '../translate/builtin-hub.ts';
@@ -21,6 +21,7 @@ import { mergeConditions, type ConditionInput } from './conditions.ts';
 import { defaultLifetimes, DeviceCaError, DeviceTrustKeeper, readOrCreateRootKey, type CertificateLifetimes, type DeviceTrust } from './device-trust.ts';
 import type { EventRecorder } from './events.ts';
 import { scrubDeep } from '../runtime/scrub.ts';
+import { NamespaceSecurityLabeler } from './namespace-security.ts';
 import { KubeApiError, type KubeClient, type Logger } from './kube-client.ts';
 import { observeModule, type ModuleObservation } from './module-status.ts';
 import { boundText, describeRefusal, edgeAgentStatusOf, isRefusal, refusalBackoffMs, refusalOf, TakeoverRefused, type Refusal } from './refusals.ts';
@@ -53,6 +54,8 @@ export interface ReconcilerOptions {
   defaultHubHostName?: string;
   /** Lifetimes of the device CA and edgeHub's server certificate (default: 5 years, 90 days). */
   certificateLifetimes?: CertificateLifetimes;
+  /** Label device namespaces for Pod Security Admission where RBAC allows it (`iotedge-operator run` turns it on). */
+  labelNamespaces?: boolean;
   now?: () => Date;
 }
 
@@ -94,8 +97,10 @@ export class EdgeDeploymentReconciler {
   /** By EdgeDeployment key: how many reconciles in a row the API server refused a child. */
   private readonly refusedAttempts = new Map<string, number>();
   private readonly trust: DeviceTrustKeeper;
+  private readonly namespaceLabels: NamespaceSecurityLabeler | undefined;
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    if (options.labelNamespaces === true) this.namespaceLabels = new NamespaceSecurityLabeler(options.client, options.logger, admissionLevel(options.settings));
     this.trust = new DeviceTrustKeeper({
       client: options.client,
       secrets: options.children.get('Secret') as ObjectCache<V1Secret> | undefined,
@@ -126,6 +131,7 @@ export class EdgeDeploymentReconciler {
       return;
     }
 
+    await this.namespaceLabels?.ensure(namespace);
     const parsed = manifestFromResource(ed.spec ?? {});
     if (!parsed.ok) return this.writeInvalid(ed, log, invalidFrom(parsed.errors), conditionReasons.invalidDesiredState);
     const passwords = await this.registryPasswords(namespace, parsed.value);
@@ -163,6 +169,7 @@ export class EdgeDeploymentReconciler {
         ...(localIdentities ? { localIdentities } : {}),
         edgeHubConfigSource: iotHubMode ? 'twin' : 'local',
         trust: { caSha256: trust.caSha256, serverCertSha256: trust.serverCertSha256 },
+        reservedSecrets: ed.spec?.iotHub ? [ed.spec.iotHub.connectionStringSecretRef.name] : [],
       });
       if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
       // Claims first, so a workload never waits on a volume the same pass would create.

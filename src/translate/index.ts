@@ -40,6 +40,8 @@ import {
   volumeClaimName,
   type LabelContext,
 } from './names.ts';
+import { manifestPathOf } from './policy-paths.ts';
+import { checkPodSpec, hardenPodSpec, type PodPolicyContext } from './pod-policy.ts';
 import { pullSecretsFor, registrySecrets } from './registry.ts';
 import type { OperatorSettings } from './settings.ts';
 import { builtinEdgeHubRuntime, builtinHubMetricsPort, builtinHubMqttPort, builtinHubTargetPort } from './builtin-hub.ts';
@@ -49,6 +51,7 @@ export { defaultSettings, settingsWith, type OperatorSettings } from './settings
 export { canonical, toWire } from './canonical.ts';
 export { annotationKeys, labelKeys, moduleName, ownerSelector, sanitizeDnsLabel, sanitizeLabelValue } from './names.ts';
 export * from './policy.ts';
+export { admissionLevel, baselineCapabilities, checkPodSpec, defaultVolumeTypes, podSecurityLevels, safeSysctls, type PodPolicyViolation, type PodSecurityLevel } from './pod-policy.ts';
 
 export interface TranslateInput {
   manifest: DeploymentManifest;
@@ -82,6 +85,8 @@ export interface TranslateInput {
   edgeHubConfigSource?: 'twin' | 'local';
   /** SHA-256 of the device CA and of edgeHub's certificate: a change rolls the pods that read them at start. */
   trust?: { caSha256?: string; serverCertSha256?: string };
+  /** Further Secrets of the namespace the operator owns or reads (e.g. the IoT Hub binding's); no module may mount them. */
+  reservedSecrets?: string[];
 }
 
 /** Where a module finds the device CA that edgeHub's certificate chains to (EdgeModuleCACertificateFile). */
@@ -194,6 +199,7 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     routesHash = hash;
   }
 
+  const operatorSecrets = operatorSecretTest(input);
   const claims = new Map<string, ClaimRequest>();
   const modulesExposingToPeers: string[] = [];
   const serverSecretName = edgeHubServerSecretName(input.ownerName);
@@ -230,9 +236,8 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       { name: 'RuntimeLogLevel', value: settings.runtimeLogLevel, overridable: true },
     ];
     draft.container.env = moduleEnv(spec, path, runtimeEnv, moduleIssues);
+    const manifestEnv = new Set<object>(draft.container.env);
     const asWritten = (issue: ManifestIssue): ManifestIssue => ({ ...issue, path: originalPath(issue.path, createOptionsPath, keys.renames) });
-    issues.errors.push(...moduleIssues.errors.map(asWritten));
-    issues.warnings.push(...moduleIssues.warnings.map(asWritten));
 
     const kind: ModulePlan['kind'] = spec.restartPolicy === 'always' || spec.restartPolicy === 'on-unhealthy' ? 'Deployment' : 'Pod';
     applyProbes(draft, kind, spec, path, issues);
@@ -430,6 +435,16 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
       ...(volumes.length > 0 ? { volumes } : {}),
       ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
     };
+    hardenPodSpec(podSpec, settings.podSecurity);
+    enforcePodPolicy(podSpec, podAnnotations, {
+      settings,
+      manifestVolumes: new Set(draft.volumes),
+      manifestEnv,
+      mountableSecrets: new Set([...pullSecrets.map((p) => p.secretName), ...settings.mountableSecrets]),
+      isOperatorSecret: operatorSecrets,
+    }, spec, createOptionsPath, moduleIssues);
+    issues.errors.push(...moduleIssues.errors.map(asWritten));
+    issues.warnings.push(...moduleIssues.warnings.map(asWritten));
 
     if (kind === 'Deployment') {
       const deployment: V1Deployment = {
@@ -534,6 +549,28 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
     },
     warnings,
   };
+}
+
+/** Secret names the operator owns in a device namespace (see the identity and certificate contracts). */
+const operatorSecretSuffixes = ['-iothub', '-device-identity', '-device-ca', '-edgehub-server'];
+
+function operatorSecretTest(input: TranslateInput): (name: string) => boolean {
+  const reserved = new Set([...Object.values(input.moduleCredentialSecrets ?? {}), ...(input.reservedSecrets ?? [])]);
+  // Helm keeps a release's values (a connection string among them) in sh.helm.release.v1.* Secrets.
+  return (name) => reserved.has(name) || operatorSecretSuffixes.some((s) => name.endsWith(s)) || name.startsWith('sh.helm.release.');
+}
+
+/**
+ * The policy on the final pod spec: every violation becomes IEO_POLICY_DENIED at the manifest field
+ * behind it, unless the early createOptions checks already reported that reason at or above that path.
+ */
+function enforcePodPolicy(podSpec: V1PodSpec, annotations: Record<string, string>, context: PodPolicyContext, spec: ModuleSpec, base: string, issues: Issues): void {
+  for (const violation of checkPodSpec(podSpec, annotations, context)) {
+    const at = manifestPathOf(violation.field, podSpec, spec.createOptions, base);
+    const tag = `[${violation.reason}]`;
+    if (issues.errors.some((e) => e.code === 'IEO_POLICY_DENIED' && e.message.endsWith(tag) && (at === e.path || at.startsWith(`${e.path}/`)))) continue;
+    issues.error('IEO_POLICY_DENIED', at, `module ${JSON.stringify(spec.id)}: pod field ${violation.field}: ${violation.message} ${tag}`);
+  }
 }
 
 function compare(a: string, b: string): number {

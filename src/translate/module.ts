@@ -140,7 +140,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
   // A privileged container already holds every capability and device, so once the policy grants
   // privileged, CapAdd and Devices ask for nothing more and are not checked separately.
   const hcRaw = isObject(co.HostConfig) ? co.HostConfig : {};
-  const privilegedGranted = ctx.settings.allowPrivileged && (hcRaw.Privileged === true || ext.securityContext?.privileged === true);
+  const privilegedGranted = (ctx.settings.allowPrivileged || ctx.settings.podSecurity === 'privileged') && (hcRaw.Privileged === true || ext.securityContext?.privileged === true);
   const invalid = (at: string, field: string, expected: string) =>
     issues.error('IEO_CREATE_OPTION_VALUE', at, `module ${JSON.stringify(spec.id)}: createOptions ${field} ${expected}`);
   const policy = (decision: PolicyDecision, at: string, field: string): boolean => {

@@ -2,10 +2,18 @@
 // exposed and whether NetworkPolicies are emitted. The controller reads them from its configuration and
 // passes them in; translate itself reads no environment.
 
+import type { PodSecurityLevel } from './pod-policy.ts';
+
 export type PortBindingServiceType = 'LoadBalancer' | 'NodePort' | 'ClusterIP';
 export type VolumeAccessMode = 'ReadWriteOnce' | 'ReadWriteMany' | 'ReadWriteOncePod' | 'ReadOnlyMany';
 
 export interface OperatorSettings {
+  /**
+   * The Pod Security Standards profile every module pod must meet (src/translate/pod-policy.ts): baseline (the
+   * default: what a Docker container gets by default), restricted (non-root, no escalation, RuntimeDefault
+   * seccomp, drop ALL) or privileged (the profile is lifted; the volume, Secret and token rules still hold).
+   */
+  podSecurity: PodSecurityLevel;
   /** Permit HostConfig.Privileged / k8s.securityContext.privileged. Off: a privileged module is an IEO_POLICY_DENIED error. */
   allowPrivileged: boolean;
   /** Permit HostConfig.NetworkMode "host" (pod hostNetwork). */
@@ -20,6 +28,14 @@ export interface OperatorSettings {
   allowAddedCapabilities: boolean;
   /** Permit HostConfig.Devices (mounted as hostPath device nodes). GPU DeviceRequests go through the device plugin and need no permission. */
   allowDevices: boolean;
+  /** Permit sysctls outside Kubernetes' safe set (HostConfig.Sysctls, k8s pod securityContext.sysctls). */
+  allowUnsafeSysctls: boolean;
+  /** Permit a module a Kubernetes API token (k8s.automountServiceAccountToken, projected serviceAccountToken volumes). */
+  allowServiceAccountToken: boolean;
+  /** Volume types a module may use beyond emptyDir, configMap, persistentVolumeClaim and secret (e.g. downwardAPI, csi). */
+  allowVolumeTypes: string[];
+  /** Secrets of the device namespace that modules may mount or read, beyond their manifest's own registry credentials. */
+  mountableSecrets: string[];
   storage: {
     /** StorageClass of the PVCs made for named volumes; unset means the cluster's default class. */
     storageClassName?: string;
@@ -59,6 +75,7 @@ export interface OperatorSettings {
 }
 
 export const defaultSettings: OperatorSettings = Object.freeze({
+  podSecurity: 'baseline',
   allowPrivileged: false,
   allowHostNetwork: false,
   allowHostPid: false,
@@ -66,6 +83,10 @@ export const defaultSettings: OperatorSettings = Object.freeze({
   allowHostPath: false,
   allowAddedCapabilities: false,
   allowDevices: false,
+  allowUnsafeSysctls: false,
+  allowServiceAccountToken: false,
+  allowVolumeTypes: Object.freeze([]) as unknown as string[],
+  mountableSecrets: Object.freeze([]) as unknown as string[],
   storage: Object.freeze({
     defaultVolumeSize: '1Gi',
     accessMode: 'ReadWriteOnce',

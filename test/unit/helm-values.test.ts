@@ -104,6 +104,12 @@ describe('defaults', () => {
     expect(values.portBindingServiceType).toBe(defaultSettings.portBindingServiceType);
     expect(values.networkPolicies).toBe(defaultSettings.networkPolicies);
     expect(values.securityPolicy).toEqual({
+      podSecurity: defaultSettings.podSecurity,
+      allowUnsafeSysctls: defaultSettings.allowUnsafeSysctls,
+      allowServiceAccountToken: defaultSettings.allowServiceAccountToken,
+      allowVolumeTypes: defaultSettings.allowVolumeTypes,
+      mountableSecrets: defaultSettings.mountableSecrets,
+      labelNamespaces: true,
       allowPrivileged: defaultSettings.allowPrivileged,
       allowHostNetwork: defaultSettings.allowHostNetwork,
       allowHostPid: defaultSettings.allowHostPid,

@@ -254,7 +254,7 @@ describe('createOptions -> container', () => {
       ExtraHosts: ['plc:10.0.0.5', 'plc-b:10.0.0.5', 'v6:fe80::1'],
       Dns: ['10.0.0.2'], DnsSearch: ['plant.local'], DnsOptions: ['ndots:2', 'rotate'],
       Sysctls: { 'net.ipv4.tcp_keepalive_time': '60', 'net.core.somaxconn': '1024' },
-    } }))));
+    } })), settingsWith({ allowUnsafeSysctls: true })));
     const spec = podSpec(r, 'm');
     expect(spec.hostAliases).toEqual([{ ip: '10.0.0.5', hostnames: ['plc', 'plc-b'] }, { ip: 'fe80::1', hostnames: ['v6'] }]);
     expect(spec.dnsConfig).toEqual({ nameservers: ['10.0.0.2'], searches: ['plant.local'], options: [{ name: 'ndots', value: '2' }, { name: 'rotate' }] });
@@ -309,7 +309,7 @@ describe('security policy', () => {
   });
 
   it('rejects namespaced sysctls in a host namespace, as Docker does', () => {
-    const all = settingsWith({ allowHostNetwork: true, allowHostIpc: true });
+    const all = settingsWith({ allowHostNetwork: true, allowHostIpc: true, allowUnsafeSysctls: true });
     const e = errors(one(moduleSpec('m', co({ HostConfig: { IpcMode: 'host', NetworkMode: 'host', Sysctls: { 'kernel.shmmax': '1', 'net.core.somaxconn': '9' } } })), all));
     expect(e.map((x) => x.path.split('createOptions')[1])).toEqual(['/HostConfig/Sysctls/kernel.shmmax', '/HostConfig/Sysctls/net.core.somaxconn']);
   });
@@ -476,7 +476,7 @@ describe('registry credentials', () => {
 
 describe('ServiceAccounts', () => {
   it('one per module, token not mounted unless k8s.automountServiceAccountToken', () => {
-    const r = value(translate(input(manifest([moduleSpec('a'), moduleSpec('b', co({ k8s: { automountServiceAccountToken: true } }))]))));
+    const r = value(translate({ ...input(manifest([moduleSpec('a'), moduleSpec('b', co({ k8s: { automountServiceAccountToken: true } }))])), settings: settingsWith({ allowServiceAccountToken: true }) }));
     expect(find<V1ServiceAccount>(r, 'ServiceAccount', 'a').automountServiceAccountToken).toBe(false);
     expect(podSpec(r, 'a')).toMatchObject({ serviceAccountName: 'a', automountServiceAccountToken: false });
     expect(find<V1ServiceAccount>(r, 'ServiceAccount', 'b').automountServiceAccountToken).toBe(true);
@@ -589,7 +589,7 @@ describe('k8s extensions', () => {
     const moved = one(moduleSpec('m', co({ k8s: { securityContext: { runAsUser: 1000, fsGroup: 2000, bogus: 1 }, podSecurityContext: { runAsGroup: 3 } } })));
     expect(codes(moved.warnings)).toEqual(['IEO_W_K8S_FIELD_MOVED', 'IEO_W_UNSUPPORTED_CREATE_OPTION']);
     expect(container(value(moved), 'm').securityContext).toEqual({ runAsUser: 1000 });
-    expect(podSpec(value(moved), 'm').securityContext).toEqual({ fsGroup: 2000, runAsGroup: 3 });
+    expect(podSpec(value(moved), 'm').securityContext).toEqual({ fsGroup: 2000, runAsGroup: 3, seccompProfile: { type: 'RuntimeDefault' } });
     const outcome = one(moduleSpec('m', co({ k8s: { hostAliases: [] } })));
     expect(codes(outcome.warnings)).toEqual(['IEO_W_UNSUPPORTED_CREATE_OPTION']);
   });
