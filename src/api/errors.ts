@@ -13,6 +13,7 @@ export interface ErrorDefinition {
 
 export const errorCatalogue = {
   IEO_MANIFEST_JSON: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state is not valid JSON or YAML.' },
+  IEO_MANIFEST_LIMIT: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state is larger than 2 MiB or nests deeper than 64 levels; it is refused before it is read further.' },
   IEO_MANIFEST_SCHEMA: { edgeAgentStatus: 400, next: 'permanent', summary: 'The desired state does not match the deployment manifest schema.' },
   IEO_SCHEMA_VERSION: { edgeAgentStatus: 412, next: 'permanent', summary: 'The schemaVersion is not one edgeAgent (1.0, 1.1) or edgeHub (1.0 to 1.3) reads.' },
   IEO_EMPTY_CONFIG: { edgeAgentStatus: 417, next: 'permanent', summary: 'The desired state has no $edgeAgent configuration.' },

@@ -3,6 +3,7 @@
 // checked, twin limits checked, schema validated, module names checked, createOptions joined and
 // parsed, defaults applied, routes parsed. Every fault is collected, each with its document path.
 
+import { nestingIssue, textSizeIssue } from './input-limits.ts';
 import { load as loadYaml } from 'js-yaml';
 import type {
   AgentDesired,
@@ -44,12 +45,14 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
  * errors are clearer than YAML's for JSON documents); anything else as YAML.
  */
 export function parseManifestText(text: string): Outcome<unknown> {
+  const tooLarge = textSizeIssue(text);
+  if (tooLarge) return failure([tooLarge]);
   const body = text.replace(/^\uFEFF/, '');
   const start = body.search(/\S/);
   if (start < 0) return failure([{ code: 'IEO_MANIFEST_JSON', path: '', message: 'the manifest is empty' }]);
   if (body[start] === '{' || body[start] === '[') {
     try {
-      return { ok: true, value: JSON.parse(body) as unknown, warnings: [] };
+      return withinDepth(JSON.parse(body) as unknown);
     } catch (err) {
       const reason = (err as Error).message;
       const position = /at position (\d+)/.exec(reason);
@@ -65,7 +68,7 @@ export function parseManifestText(text: string): Outcome<unknown> {
     }
   }
   try {
-    return { ok: true, value: loadYaml(body), warnings: [] };
+    return withinDepth(loadYaml(body));
   } catch (err) {
     const e = err as { reason?: string; message?: string; mark?: { line: number; column: number } };
     const reason = e.reason ?? e.message ?? String(err);
@@ -75,6 +78,11 @@ export function parseManifestText(text: string): Outcome<unknown> {
       message: e.mark ? `invalid YAML at line ${e.mark.line + 1}, column ${e.mark.column + 1}: ${reason}` : `invalid YAML: ${reason}`,
     }]);
   }
+}
+
+function withinDepth(value: unknown): Outcome<unknown> {
+  const tooDeep = nestingIssue(value);
+  return tooDeep ? failure([tooDeep]) : { ok: true, value, warnings: [] };
 }
 
 /**
@@ -88,6 +96,8 @@ export function parseDeploymentManifest(input: unknown): Outcome<DeploymentManif
     if (!text.ok) return text;
     return parseDeploymentManifest(text.value);
   }
+  const tooDeep = nestingIssue(input);
+  if (tooDeep) return failure([tooDeep]);
   if (!isObject(input)) {
     return failure([{ code: 'IEO_MANIFEST_SCHEMA', path: '', message: `a deployment manifest must be a JSON object, not ${Array.isArray(input) ? 'an array' : String(input)}` }]);
   }
@@ -186,6 +196,8 @@ export function parseDesiredProperties(agentDesired: unknown, hubDesired: unknow
   if (agentDesired === undefined || agentDesired === null || (isObject(agentDesired) && isEmptyDesired(agentDesired))) {
     return failure([{ code: 'IEO_EMPTY_CONFIG', path: agentBase, message: 'the deployment has no $edgeAgent configuration' }]);
   }
+  const tooDeep = nestingIssue(agentDesired, agentBase) ?? nestingIssue(hubDesired, hubBase);
+  if (tooDeep) return failure([tooDeep]);
   const errors: ManifestIssue[] = [];
   if (!isObject(agentDesired)) errors.push({ code: 'IEO_MANIFEST_SCHEMA', path: agentBase, message: '$edgeAgent desired properties must be an object' });
   const hubPresent = hubDesired !== undefined && hubDesired !== null;
@@ -209,6 +221,8 @@ export function parseDesiredProperties(agentDesired: unknown, hubDesired: unknow
 
   errors.push(...checkTwinLimits(agent, agentBase, '$edgeAgent'));
   if (hub) errors.push(...checkTwinLimits(hub, hubBase, '$edgeHub'));
+  // IoT Hub refuses an oversized twin outright; stopping here also bounds the work a hostile one costs.
+  if (errors.length > 0) return failure(errors);
   errors.push(...validateAgentDesired(agent, agentBase));
   if (hub) errors.push(...validateHubDesired(hub, hubBase));
 
@@ -296,7 +310,9 @@ export function joinCreateOptions(settings: JsonObject, settingsPath: string): {
   } catch (err) {
     return { issue: { code: 'IEO_CREATE_OPTIONS', path, message: `${what} is not valid JSON: ${(err as Error).message}` } };
   }
-  if (!isObject(parsed)) return { issue: { code: 'IEO_CREATE_OPTIONS', path, message: `${what} must be a JSON object, not ${JSON.stringify(parsed)}` } };
+  const tooDeep = nestingIssue(parsed, path);
+  if (tooDeep) return { issue: tooDeep };
+  if (!isObject(parsed)) return { issue: { code: 'IEO_CREATE_OPTIONS', path, message: `${what} must be a JSON object, not ${JSON.stringify(parsed).slice(0, 200)}` } };
   return { value: parsed };
 }
 

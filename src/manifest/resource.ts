@@ -66,6 +66,11 @@ export function manifestFromResource(spec: EdgeDeploymentSpec, basePath = '/spec
     const why = spec.iotHub ? 'the $edgeAgent twin has not been read from IoT Hub yet' : 'spec.agent is required without spec.iotHub';
     return { ok: false, errors: [{ code: 'IEO_EMPTY_CONFIG', path: `${basePath}/agent`, message: `the EdgeDeployment has no agent: ${why}` }], warnings: [] };
   }
+  // The API server checks the CRD schema, but callers also hand over documents it never saw (validate, tests).
+  const notObject = (['agent', 'hub'] as const).filter((k) => spec[k] !== undefined && !isObject(spec[k]));
+  if (notObject.length > 0) {
+    return { ok: false, errors: notObject.map((k) => ({ code: 'IEO_MANIFEST_SCHEMA', path: `${basePath}/${k}`, message: `spec.${k} must be an object` })), warnings: [] };
+  }
   const inlinePasswords = Object.entries(spec.agent.runtime?.settings?.registryCredentials ?? {})
     .filter(([, credential]) => isObject(credential) && 'password' in credential)
     .map(([name]): ManifestIssue => ({

@@ -161,10 +161,14 @@ const typeWords: Record<string, string> = {
   string: 'a string', object: 'an object', integer: 'an integer', number: 'a number', boolean: 'a boolean', array: 'an array', null: 'null',
 };
 
+/** A short description of a value. Twins are within 32 KB by the time schemas run, which bounds the serialising. */
 function describeValue(value: unknown): string {
-  const text = JSON.stringify(value);
+  const text = JSON.stringify(typeof value === 'string' ? value.slice(0, 41) : value);
   return text === undefined ? String(value) : text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
+
+/** Issues reported per validated object; a hostile document could otherwise produce one per key. */
+const maxSchemaIssues = 100;
 
 /** One ajv error as a ManifestIssue under `base` (the pointer of the validated object in the document). */
 export function translateAjvError(err: ErrorObject, base: string, rootName: string): ManifestIssue | undefined {
@@ -209,7 +213,12 @@ export function translateAjvError(err: ErrorObject, base: string, rootName: stri
 
 function run(validate: typeof validateAgent, data: unknown, base: string, rootName: string): ManifestIssue[] {
   if (validate(data)) return [];
-  return (validate.errors ?? []).map((e) => translateAjvError(e, base, rootName)).filter((i): i is ManifestIssue => i !== undefined);
+  const all = validate.errors ?? [];
+  const issues = all.slice(0, maxSchemaIssues).map((e) => translateAjvError(e, base, rootName)).filter((i): i is ManifestIssue => i !== undefined);
+  if (all.length > maxSchemaIssues) {
+    issues.push({ code: 'IEO_MANIFEST_SCHEMA', path: base, message: `${rootName}: ${all.length - maxSchemaIssues} further schema errors are not listed` });
+  }
+  return issues;
 }
 
 export function validateAgentDesired(data: unknown, base: string): ManifestIssue[] {
