@@ -173,6 +173,13 @@ export function translate(input: TranslateInput): Outcome<TranslationResult> {
   });
 
   const entries = moduleEntries(manifest, issues);
+  if (settings.networkPolicies) {
+    // The deployment-wide policy and the modules' own policies share one namespace of NetworkPolicy names.
+    const denyName = subdomainName(`${input.ownerName}-default-deny`);
+    for (const entry of entries.filter((e) => e.name === denyName)) {
+      issues.error('IEO_NAME_COLLISION', entry.path, `module ${JSON.stringify(entry.spec.id)} maps to ${denyName}, the name of the deployment's default-deny NetworkPolicy; rename the module`);
+    }
+  }
   const serviceNames = new Map<string, string>();
   const claimService = (serviceName: string, what: string, path: string): boolean => {
     const holder = serviceNames.get(serviceName);
@@ -565,6 +572,13 @@ function operatorSecretTest(input: TranslateInput): (name: string) => boolean {
  * behind it, unless the early createOptions checks already reported that reason at or above that path.
  */
 function enforcePodPolicy(podSpec: V1PodSpec, annotations: Record<string, string>, context: PodPolicyContext, spec: ModuleSpec, base: string, issues: Issues): void {
+  const operatorVolumeNames = new Set((podSpec.volumes ?? []).filter((v) => !context.manifestVolumes.has(v)).map((v) => v.name));
+  (podSpec.volumes ?? []).forEach((volume, i) => {
+    if (context.manifestVolumes.has(volume) && operatorVolumeNames.has(volume.name)) {
+      issues.error('IEO_NAME_COLLISION', manifestPathOf(`/volumes/${i}`, podSpec, spec.createOptions, base),
+        `module ${JSON.stringify(spec.id)}: volume name ${JSON.stringify(volume.name)} is one the operator uses in this pod; rename the volume`);
+    }
+  });
   for (const violation of checkPodSpec(podSpec, annotations, context)) {
     const at = manifestPathOf(violation.field, podSpec, spec.createOptions, base);
     const tag = `[${violation.reason}]`;

@@ -239,7 +239,9 @@ describe('rendered objects', () => {
     // IOTEDGE_OPERATOR_IMAGE is read as the built-in hub's default image (--edge-hub-image).
     const known = new Set([...runCommand().options.map((o) => o.envVar), 'POD_NAMESPACE', 'IOTEDGE_OPERATOR_IMAGE']);
     const everything = await render('ops', 'mode=cluster', 'replicas=3', 'storage.storageClass=fast', 'storage.retainVolumes=false',
-      'networkPolicies=false', 'defaultHubHostName=hub.example.net', ...['allowPrivileged', 'allowHostNetwork', 'allowHostPid', 'allowHostIpc', 'allowHostPath', 'allowAddedCapabilities', 'allowDevices'].map((s) => `securityPolicy.${s}=true`));
+      'networkPolicies=false', 'defaultHubHostName=hub.example.net', 'securityPolicy.podSecurity=restricted', 'securityPolicy.labelNamespaces=false',
+      'securityPolicy.allowVolumeTypes={csi,downwardAPI}', 'securityPolicy.mountableSecrets={plc-cert}',
+      ...['allowPrivileged', 'allowHostNetwork', 'allowHostPid', 'allowHostIpc', 'allowHostPath', 'allowAddedCapabilities', 'allowDevices', 'allowUnsafeSysctls', 'allowServiceAccountToken'].map((s) => `securityPolicy.${s}=true`));
     const env = envOf(everything);
     expect(env.map((e) => e.name).filter((n) => !known.has(n))).toEqual([]);
     expect(Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]))).toEqual({
@@ -262,6 +264,12 @@ describe('rendered objects', () => {
       IOTEDGE_OPERATOR_ALLOW_HOST_PATH: 'true',
       IOTEDGE_OPERATOR_ALLOW_ADDED_CAPABILITIES: 'true',
       IOTEDGE_OPERATOR_ALLOW_DEVICES: 'true',
+      IOTEDGE_OPERATOR_ALLOW_UNSAFE_SYSCTLS: 'true',
+      IOTEDGE_OPERATOR_ALLOW_SERVICE_ACCOUNT_TOKEN: 'true',
+      IOTEDGE_OPERATOR_POD_SECURITY: 'restricted',
+      IOTEDGE_OPERATOR_ALLOW_VOLUME_TYPES: 'csi,downwardAPI',
+      IOTEDGE_OPERATOR_MOUNTABLE_SECRETS: 'plc-cert',
+      IOTEDGE_OPERATOR_NO_LABEL_NAMESPACES: 'true',
       IOTEDGE_OPERATOR_DELETE_VOLUMES_WITH_MODULES: 'true',
       IOTEDGE_OPERATOR_NO_NETWORK_POLICIES: 'true',
       IOTEDGE_OPERATOR_LEADER_ELECT: 'true',
@@ -270,7 +278,7 @@ describe('rendered objects', () => {
     expect(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     // The operator's boolean switches are on when their variable exists at all, so the defaults set none of them.
     const defaults = envOf(await render('dev1')).map((e) => e.name);
-    expect(defaults.filter((n) => /ALLOW_|DELETE_VOLUMES|NO_NETWORK|LEADER_ELECT/.test(n))).toEqual([]);
+    expect(defaults.filter((n) => /ALLOW_|DELETE_VOLUMES|NO_NETWORK|NO_LABEL|LEADER_ELECT|MOUNTABLE/.test(n))).toEqual([]);
     expect(envOf(await render('dev1')).find((e) => e.name === 'IOTEDGE_OPERATOR_NAMESPACES')?.value).toBe('own');
     expect(envOf(await render('ops', 'mode=cluster', 'watchNamespaces={dev1,dev2}')).find((e) => e.name === 'IOTEDGE_OPERATOR_NAMESPACES')?.value).toBe('dev1,dev2');
     expect(envOf(await render('ops', 'leaderElection.enabled=true', 'leaderElection.leaseName=my-lease')))

@@ -2,7 +2,7 @@
 // block, is refused with IEO_POLICY_DENIED, a reason and the manifest path of the field behind it.
 import { describe, expect, it } from '@jest/globals';
 import { settingsWith, translate } from '../../../src/translate/index.ts';
-import { input, manifest, moduleSpec } from './builders.ts';
+import { edgeHubSpec, input, manifest, moduleSpec } from './builders.ts';
 import { container, errors, one, podSpec, value } from './helpers.ts';
 
 const co = (createOptions: Record<string, unknown>) => ({ createOptions });
@@ -82,6 +82,20 @@ describe('baseline (the default)', () => {
       },
     };
     expect(value(one(moduleSpec('m', co(createOptions)), allowAll))).toBeDefined();
+  });
+});
+
+describe("names of the operator's own objects", () => {
+  it("refuses a volume named like one the operator adds to the pod", () => {
+    const edgeHub = edgeHubSpec({ createOptions: { k8s: { volumes: [{ name: 'iotedge-operator-routes', emptyDir: {} }] } } });
+    const e = errors(translate(input(manifest([], { edgeHub }))));
+    expect(e.map((x) => [x.code, x.path])).toEqual([['IEO_NAME_COLLISION', '/modulesContent/$edgeAgent/properties.desired/systemModules/edgeHub/settings/createOptions/k8s/volumes/0']]);
+  });
+
+  it("refuses a module named like the deployment's default-deny NetworkPolicy", () => {
+    const e = errors(translate(input(manifest([moduleSpec('dev1-deployment-default-deny')]))));
+    expect(e.map((x) => [x.code, x.path])).toEqual([['IEO_NAME_COLLISION', '/modulesContent/$edgeAgent/properties.desired/modules/dev1-deployment-default-deny']]);
+    expect(value(translate(input(manifest([moduleSpec('dev1-deployment-default-deny')]), settingsWith({ networkPolicies: false }))))).toBeDefined();
   });
 });
 
