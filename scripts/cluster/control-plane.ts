@@ -69,6 +69,27 @@ export const kwokNamespaceAnnotations: Record<string, string> = {
   'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([{ key: kwokTaint.key, operator: 'Exists', effect: kwokTaint.effect }]),
 };
 
+/**
+ * What the API server audits: writes of Secrets (their values are the keys and passwords a run used),
+ * Events and EdgeDeployment status (what users read). test/support/secret-leaks.ts greps the second for the
+ * first after a test run. Nothing else is logged, so the log stays small.
+ */
+const auditPolicy = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived', 'ResponseStarted', 'Panic'],
+  rules: [
+    { level: 'Request', verbs: ['create', 'update', 'patch'], resources: [{ group: '', resources: ['secrets', 'events'] }, { group: 'events.k8s.io', resources: ['events'] }] },
+    { level: 'Request', verbs: ['update', 'patch'], resources: [{ group: 'iotedge-operator.io', resources: ['edgedeployments/status'] }] },
+    { level: 'None' },
+  ],
+};
+
+/** The API server's audit log (JSON lines) of a control plane started here. */
+export function auditLogPath(dir: string): string {
+  return join(dir, 'audit.log');
+}
+
 /** Builds (first time) or finds the cached binaries; returns their directory. */
 export async function ensureBinaries(): Promise<string> {
   const lines = await runBuildScript(join(here, 'build-binaries.sh'));
@@ -179,6 +200,7 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
     saveState(state);
     await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok);
 
+    writeFileSync(join(dir, 'audit-policy.yaml'), toYaml(auditPolicy));
     const addressing = kubeletClient
       // Pods reach the API server through the `kubernetes` Service, whose endpoint the reconciler keeps at this address.
       ? [`--bind-address=${apiServerIp}`, `--advertise-address=${apiServerIp}`,
@@ -198,6 +220,7 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
       // PodTemplate watches (a kind nothing here uses) go straight to etcd, so a compacted revision gives a real 410
       // Gone at once (the informer test relies on it); through the watch cache that only happens once it evicts.
       '--watch-cache-sizes=podtemplates#0',
+      `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLogPath(dir)}`, '--audit-log-format=json', '--audit-log-maxsize=512',
     ], state);
     saveState(state);
     await waitFor('kube-apiserver /readyz', async () => (await kubectl(state, ['get', '--raw=/readyz'])).trim() === 'ok');

@@ -12,6 +12,7 @@ import { createTestNamespace, deleteTestNamespace, testCluster } from '../suppor
 import { ensureCrd, operatorKubeConfig, startTestOperator, type RunningOperator } from '../support/operator.ts';
 import { trustForServiceSdk } from '../integration/emulator/sdk.ts';
 import { allRunning, bindDevice, condition, deploy, desiredVersionOf, manifest, serviceRegistry, until, untilReported } from './iothub-support.ts';
+import { captureOutput } from '../support/secret-leaks.ts';
 
 const cluster = testCluster();
 let hub: HubEmulator;
@@ -56,6 +57,7 @@ describe('IoT Hub mode, several devices', () => {
     const code = await main(['deploy', '--hub-connection-string-file', csFile, '--device', namespaces[0]!, '--ca-file', caFile, file], {
       stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), stdin: async () => '',
     });
+    captureOutput('deploy-cli', out.join('') + err.join(''));
     expect({ code, err: err.join('') }).toEqual({ code: 0, err: '' });
     expect(out.join('')).toContain(`to device ${namespaces[0]}`);
     await deploy(registry, namespaces[1]!, manifest({ two: {} }));

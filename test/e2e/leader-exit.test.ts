@@ -11,6 +11,7 @@ import { load } from 'js-yaml';
 import { freePort, repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd } from '../support/operator.ts';
+import { captureOutput } from '../support/secret-leaks.ts';
 
 const cluster = testCluster();
 let ns: string;
@@ -43,7 +44,10 @@ async function startOperator(kubeconfig: string, lease: string, extra: string[] 
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    captureOutput(`leader-exit-${lease}`, output);
+    resolve(code);
+  }));
   return { process: child, output: () => output, exit, probe };
 }
 

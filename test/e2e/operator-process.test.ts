@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { freePort, repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd } from '../support/operator.ts';
+import { captureOutput } from '../support/secret-leaks.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
 import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
   ns = await createTestNamespace(cluster, 'process');
 });
 afterAll(async () => {
+  captureOutput('operator-process', output);
   if (operator && operator.exitCode === null) operator.kill('SIGKILL');
   await deleteTestNamespace(cluster, ns);
 });

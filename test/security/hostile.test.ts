@@ -8,6 +8,7 @@ import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd, operatorKubeConfig, startTestOperator, type RunningOperator } from '../support/operator.ts';
 import { sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
+import { maxNestingDepth } from '../../src/manifest/input-limits.ts';
 
 const cluster = testCluster();
 let ns: string;
@@ -34,14 +35,18 @@ interface HostileCase {
   routes?: Record<string, { route: string }>;
   /** Fields of the edgeHub system module to override. */
   edgeHub?: Record<string, unknown>;
-  /** The code, the path and, for policy denials, the reason the refusal must carry. */
-  code: string;
-  path: string;
+  /** The code, the path and, for policy denials, the reason the operator's refusal must carry. */
+  code?: string;
+  path?: string;
   reason?: string;
+  /** Refused by the API server itself (the CRD's schema and rules): what its answer must say. */
+  apiServer?: RegExp;
 }
 
 const one = (createOptions: unknown, extra: Record<string, unknown> = {}): Modules => ({ m: sampleModule(image, extra, createOptions) });
 const volume = (v: Record<string, unknown>) => one({ k8s: { volumes: [{ name: 'v', ...v }], volumeMounts: [{ name: 'v', mountPath: '/x' }] } });
+// As a string, the way IoT Hub keeps createOptions: a projected volume nests past the twin depth limit as an object.
+const volumeAsText = (v: Record<string, unknown>) => one(JSON.stringify({ k8s: { volumes: [{ name: 'v', ...v }], volumeMounts: [{ name: 'v', mountPath: '/x' }] } }));
 const policy = (what: string, modules: Modules, path: string, reason: string): HostileCase => ({ what, modules, code: 'IEO_POLICY_DENIED', path, reason });
 const deep = (depth: number): Record<string, unknown> => {
   let node: Record<string, unknown> = { leaf: true };
@@ -57,7 +62,7 @@ const cases: HostileCase[] = [
   policy("mount edgeHub's server key", volume({ secret: { secretName: 'device-edgehub-server' } }), `${co}/k8s/volumes/0`, 'OperatorSecretDenied'),
   policy('mount a Helm release (its values hold the connection string)', volume({ secret: { secretName: 'sh.helm.release.v1.dev1.v1' } }), `${co}/k8s/volumes/0`, 'OperatorSecretDenied'),
   policy('mount an undeclared Secret of the namespace', volume({ secret: { secretName: 'db-password' } }), `${co}/k8s/volumes/0`, 'UndeclaredSecretDenied'),
-  policy('mount a Secret through a projected volume', volume({ projected: { sources: [{ secret: { name: 'db-password' } }] } }), `${co}/k8s/volumes/0`, 'VolumeTypeDenied'),
+  policy('mount a Secret through a projected volume', volumeAsText({ projected: { sources: [{ secret: { name: 'db-password' } }] } }), `${co}/k8s/volumes/0`, 'VolumeTypeDenied'),
   // Host paths through the k8s block and through Docker fields.
   policy('hostPath / through k8s.volumes', volume({ hostPath: { path: '/' } }), `${co}/k8s/volumes/0`, 'HostPathDenied'),
   policy("hostPath to containerd's socket", volume({ hostPath: { path: '/run/containerd/containerd.sock', type: 'Socket' } }), `${co}/k8s/volumes/0`, 'HostPathDenied'),
@@ -86,23 +91,25 @@ const cases: HostileCase[] = [
   policy('a Windows host process', one({ k8s: { securityContext: { windowsOptions: { hostProcess: true } } } }), `${co}/k8s/securityContext/windowsOptions/hostProcess`, 'HostProcessDenied'),
   // API tokens.
   policy('an API token by automount', one({ k8s: { automountServiceAccountToken: true } }), `${co}/k8s/automountServiceAccountToken`, 'ServiceAccountTokenDenied'),
-  policy('an API token by projected volume', volume({ projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'https://kubernetes.default.svc' } }] } }), `${co}/k8s/volumes/0`, 'ServiceAccountTokenDenied'),
+  policy('an API token by projected volume', volumeAsText({ projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'https://kubernetes.default.svc' } }] } }), `${co}/k8s/volumes/0`, 'ServiceAccountTokenDenied'),
   // The host's namespaces and ports.
   policy("the host's network", one({ HostConfig: { NetworkMode: 'host' } }), `${co}/HostConfig/NetworkMode`, 'HostNetworkDenied'),
   policy("the host's PIDs", one({ HostConfig: { PidMode: 'host' } }), `${co}/HostConfig/PidMode`, 'HostPidDenied'),
   policy("the host's IPC", one({ HostConfig: { IpcMode: 'host' } }), `${co}/HostConfig/IpcMode`, 'HostIpcDenied'),
   // Names of the operator's own objects.
   { what: "a module named like the default-deny NetworkPolicy", modules: { 'device-default-deny': sampleModule(image, {}, { ExposedPorts: { '80/tcp': {} } }) }, code: 'IEO_NAME_COLLISION', path: '/spec/agent/modules/device-default-deny' },
-  { what: "a module whose Service takes another's PortBindings Service", modules: { a: sampleModule(image, {}, { HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } } }), 'a-ports': sampleModule(image, {}, { ExposedPorts: { '81/tcp': {} } }) }, code: 'IEO_NAME_COLLISION', path: '/spec/agent/modules/a/settings/createOptions/HostConfig/PortBindings' },
-  { what: "a module named edgehub, edgeHub's name", modules: { edgehub: sampleModule(image) }, code: 'IEO_MODULE_NAME', path: '/spec/agent/modules/edgehub' },
+  { what: "a module whose Service takes another's PortBindings Service", modules: { a: sampleModule(image, {}, { HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } } }), 'a-ports': sampleModule(image, {}, { ExposedPorts: { '81/tcp': {} } }) }, code: 'IEO_NAME_COLLISION', path: '/spec/agent/modules/a-ports' },
+  { what: "a module named edgehub, edgeHub's name", modules: { edgehub: sampleModule(image) }, apiServer: /spec\.agent\.modules: Invalid value: "object": edgeAgent and edgeHub are system modules/ },
   {
-    what: "a volume named like the operator's routes volume", modules: {}, code: 'IEO_NAME_COLLISION', path: '/spec/agent/systemModules/edgeHub/settings/createOptions/k8s/volumes/0',
+    what: "a volume named like the operator's routes volume", modules: one({}), code: 'IEO_NAME_COLLISION', path: '/spec/agent/systemModules/edgeHub/settings/createOptions/k8s/volumes/0',
     edgeHub: { settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5', createOptions: { k8s: { volumes: [{ name: 'iotedge-operator-routes', emptyDir: {} }] } } } },
   },
   // Size, depth, routes.
   { what: 'an oversized manifest', modules: one({}, { env: { BLOB: { value: 'x'.repeat(40_000) } } }), code: 'IEO_TWIN_LIMIT', path: '/spec/agent' },
-  { what: 'deep JSON in createOptions', modules: one({ Labels: deep(80) }), code: 'IEO_MANIFEST_LIMIT', path: `${co}/Labels${'/n'.repeat(63)}` },
-  { what: 'a huge route string', modules: one({}), routes: { big: { route: `FROM /messages/* WHERE ${Array.from({ length: 3000 }, (_, i) => `a${i} = 1`).join(' OR ')} INTO $upstream` } }, code: 'IEO_TWIN_LIMIT', path: '/spec/hub' },
+  // Nesting counts from $edgeAgent's desired properties: modules, m, settings, createOptions, Labels, then the n's.
+  { what: 'deep JSON in createOptions', modules: one({ Labels: deep(80) }), code: 'IEO_MANIFEST_LIMIT', path: `${co}/Labels${'/n'.repeat(maxNestingDepth - 5)}` },
+  { what: 'a huge route string', modules: one({}), routes: { big: { route: `FROM /messages/* WHERE ${Array.from({ length: 3000 }, (_, i) => `a${i} = 1`).join(' OR ')} INTO $upstream` } }, apiServer: /spec\.hub\.routes\.big\.route: Too long/ },
+  { what: 'many long routes', modules: one({}), routes: Object.fromEntries(Array.from({ length: 12 }, (_, r) => [`r${r}`, { route: `FROM /messages/* WHERE ${Array.from({ length: 300 }, (_, i) => `a${i} = 1`).join(' OR ')} INTO $upstream` }])), code: 'IEO_TWIN_LIMIT', path: '/spec/hub' },
   { what: 'a ReDoS-shaped route condition', modules: one({}), routes: { nested: { route: `FROM /messages/* WHERE ${'('.repeat(1500)}a = 'x'${')'.repeat(1500)} INTO $upstream` } }, code: 'IEO_ROUTE_SYNTAX', path: '/spec/hub/routes/nested' },
 ];
 
@@ -127,7 +134,13 @@ describe('hostile EdgeDeployments, each refused with its code and path, nothing 
       ...(c.routes ? { routes: c.routes } : {}),
       ...(c.edgeHub ? { edgeHub: c.edgeHub } : {}),
     });
-    await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '--field-manager=hostile-author', '-f', '-'], JSON.stringify(ed));
+    const applying = kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '--field-manager=hostile-author', '-f', '-'], JSON.stringify(ed));
+    if (c.apiServer) {
+      await expect(applying).rejects.toThrow(c.apiServer);
+      expect(await applied()).toEqual([]);
+      return;
+    }
+    await applying;
     const refused = await eventually(`${c.what}: Valid=False for the new generation`, async () => {
       const current = await status();
       const valid = current.status?.conditions?.find((x) => x.type === 'Valid');
@@ -143,7 +156,7 @@ describe('hostile EdgeDeployments, each refused with its code and path, nothing 
   it('refuses an env value taken from a Secret at the API server', async () => {
     const ed = sampleEdgeDeployment(ns, one({}, { env: { TOKEN: { value: 'x', valueFrom: { secretKeyRef: { name: 'device-device-identity', key: 'rootKey' } } } } }));
     await expect(kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '--field-manager=hostile-author', '-f', '-'], JSON.stringify(ed)))
-      .rejects.toThrow(/unknown field "spec.agent.modules.m.env.TOKEN.valueFrom"/);
+      .rejects.toThrow(/\.spec\.agent\.modules\.m\.env\.TOKEN\.valueFrom: field not declared in schema/);
     expect(await applied()).toEqual([]);
   });
 });

@@ -1,10 +1,10 @@
 // Starts one cluster (control plane, the real worker edge-worker-0, one KWOK node) for the whole jest
 // run, or reuses the one `npm run cluster:up` started in this worktree if it has a real worker. Several
 // runs on one machine each get their own worker slot (see scripts/cluster/worker.ts).
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterDir, healthyCluster, startControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { auditLogPath, defaultClusterDir, healthyCluster, startControlPlane } from '../../scripts/cluster/control-plane.ts';
 import { provideProjectImages } from './images.ts';
 
 declare global {
@@ -34,4 +34,9 @@ export default async function globalSetup(): Promise<void> {
   await provideProjectImages(state);
   process.env.IOTEDGE_TEST_KUBECONFIG = state.kubeconfig;
   process.env.IOTEDGE_TEST_BIN = state.bin;
+  // For the secret-leak check at teardown: this run's part of the audit log, and a directory for log lines.
+  const audit = auditLogPath(state.dir);
+  process.env.IOTEDGE_TEST_AUDIT_LOG = audit;
+  process.env.IOTEDGE_TEST_AUDIT_OFFSET = String(existsSync(audit) ? statSync(audit).size : 0);
+  process.env.IOTEDGE_TEST_CAPTURE_DIR ??= mkdtempSync(join(tmpdir(), 'iotedge-operator-capture-'));
 }

@@ -10,7 +10,8 @@ import type { CertificateLifetimes } from '../../src/controller/device-trust.ts'
 import { OperatorManager } from '../../src/controller/manager.ts';
 import { TwinSyncSupervisor } from '../../src/iothub/supervisor.ts';
 import type { TwinSyncTimings } from '../../src/iothub/twin-sync.ts';
-import { createLogger } from '../../src/runtime/logger.ts';
+import { pino } from 'pino';
+import { createLogger, type Logger } from '../../src/runtime/logger.ts';
 import { defaultSettings, type OperatorSettings } from '../../src/translate/settings.ts';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { kubectl, type TestCluster } from './cluster.ts';
@@ -84,6 +85,20 @@ export async function serviceAccountKubeConfig(cluster: TestCluster, namespace: 
   return kc;
 }
 
+let loggers = 0;
+
+/**
+ * The operator's logger in tests: IOTEDGE_TEST_LOG_LEVEL to stdout when set; otherwise debug lines into the
+ * run's capture directory, which the secret-leak check at teardown greps for every key the run used.
+ */
+function testLogger(name: string): Logger {
+  if (process.env.IOTEDGE_TEST_LOG_LEVEL !== undefined) return createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL as 'info', name });
+  const dir = process.env.IOTEDGE_TEST_CAPTURE_DIR;
+  if (!dir) return createLogger({ level: 'silent', name });
+  const file = join(dir, `${name}-${process.pid}-${++loggers}.log`);
+  return createLogger({ level: 'debug', name, destination: pino.destination({ dest: file, sync: true }) });
+}
+
 export interface RunningOperator {
   manager: OperatorManager;
   /** Present when started with `twinSync`: IoT Hub twin sync, as `iotedge-operator run` wires it. */
@@ -104,7 +119,7 @@ export async function startTestOperator(
     namespaces,
     settings: { ...defaultSettings, ...settings, storage: { ...defaultSettings.storage, ...settings.storage } },
     concurrency: 4,
-    logger: createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.IOTEDGE_TEST_LOG_LEVEL as 'info'), name: 'operator-under-test' }),
+    logger: testLogger('operator-under-test'),
     onRequest: (method, path, code) => requests.push({ method, path, code }),
     ...(options.certificateLifetimes ? { certificateLifetimes: options.certificateLifetimes } : {}),
   });
@@ -114,7 +129,7 @@ export async function startTestOperator(
     twinSync = new TwinSyncSupervisor({
       client: manager.client,
       namespaces,
-      logger: createLogger({ level: process.env.IOTEDGE_TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.IOTEDGE_TEST_LOG_LEVEL as 'info'), name: 'twin-sync-under-test' }),
+      logger: testLogger('twin-sync-under-test'),
       timings: options.twinSync.timings,
     });
     await twinSync.start();
