@@ -26,7 +26,7 @@ describe('k8s-experimental', () => {
     const r = value(outcome);
     const spec = podSpec(r, 'm');
     expect(spec.nodeSelector).toEqual({ disktype: 'ssd' });
-    expect(spec.securityContext).toEqual({ runAsUser: 1000, runAsNonRoot: true, fsGroup: 2000 });
+    expect(spec.securityContext).toEqual({ runAsUser: 1000, runAsNonRoot: true, fsGroup: 2000, seccompProfile: { type: 'RuntimeDefault' } });
     expect(spec.volumes).toContainEqual({ name: 'cfg', configMap: { name: 'settings', optional: true } });
     const c = container(r, 'm');
     expect(c.resources).toEqual({ limits: { 'nvidia.com/gpu': '1' }, requests: { cpu: '250m' } });
@@ -44,7 +44,7 @@ describe('k8s-experimental', () => {
     } })));
     const r = value(outcome);
     expect(container(r, 'm').volumeMounts?.filter((m) => m.name !== 'device-ca')).toEqual([{ name: 'cfg', mountPath: '/etc/app', readOnly: true }]);
-    expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
     expect(outcome.warnings.map((w) => [w.code, w.path.split('k8s-experimental')[1]])).toEqual([
       ['IEO_W_COERCED_VALUE', '/Volumes/0/VolumeMounts/0/ReadOnly'],
       ['IEO_W_COERCED_VALUE', '/SecurityContext/RunAsNonRoot'],
@@ -188,20 +188,20 @@ describe('runAsNonRoot default', () => {
   const nonRoot = settingsWith({ runAsNonRoot: true });
 
   it('runs pods as non-root user 1000 when the setting is on', () => {
-    expect(podSpec(value(one(moduleSpec('m'), nonRoot)), 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(podSpec(value(one(moduleSpec('m'), nonRoot)), 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
     expect(podSpec(value(one(moduleSpec('m'), settingsWith({ runAsNonRoot: true, runAsUser: 4242 }))), 'm').securityContext)
-      .toEqual({ runAsNonRoot: true, runAsUser: 4242 });
+      .toEqual({ runAsNonRoot: true, runAsUser: 4242, seccompProfile: { type: 'RuntimeDefault' } });
   });
 
   it('keeps what the module sets itself', () => {
     const preview = value(one(moduleSpec('m', co({ 'k8s-experimental': { securityContext: { runAsNonRoot: true, runAsUser: 0 } } })), nonRoot));
-    expect(podSpec(preview, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 0 });
+    expect(podSpec(preview, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 0, seccompProfile: { type: 'RuntimeDefault' } });
     const user = value(one(moduleSpec('m', co({ User: '2000' })), nonRoot));
-    expect(podSpec(user, 'm').securityContext).toEqual({ runAsNonRoot: true });
+    expect(podSpec(user, 'm').securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     expect(container(user, 'm').securityContext).toEqual({ runAsUser: 2000 });
   });
 
-  it('sets nothing when the setting is off', () => {
-    expect(podSpec(value(one(moduleSpec('m'))), 'm').securityContext).toBeUndefined();
+  it('sets no user when the setting is off (only the seccomp profile Docker applies too)', () => {
+    expect(podSpec(value(one(moduleSpec('m'))), 'm').securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
   });
 });
