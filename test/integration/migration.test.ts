@@ -218,8 +218,8 @@ describe('preview Deployment mapping', () => {
     expect(a.pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 0 });
   });
 
-  it('without a security setting the pod securityContext is empty', async () => {
-    expect((await deploy({})).pod.securityContext).toEqual({});
+  it('without a security setting the pod securityContext holds only the seccomp profile Docker applies too', async () => {
+    expect((await deploy({})).pod.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
   });
 
   it('k8s-experimental.strategy is the Deployment strategy (without one this operator uses Recreate where the preview left RollingUpdate)', async () => {
@@ -407,7 +407,7 @@ describe('preview k8s-experimental parsing', () => {
   it('an empty section, or one that is not an object, changes nothing', async () => {
     for (const section of [{}, '']) {
       const a = await deploy({ 'k8s-experimental': section });
-      expect([a.pod.nodeSelector, a.container.resources, a.pod.securityContext]).toEqual([undefined, {}, {}]);
+      expect([a.pod.nodeSelector, a.container.resources, a.pod.securityContext]).toEqual([undefined, {}, { seccompProfile: { type: 'RuntimeDefault' } }]);
     }
   });
 
