@@ -101,7 +101,7 @@ const cases: HostileCase[] = [
   { what: "a module whose Service takes another's PortBindings Service", modules: { a: sampleModule(image, {}, { HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } } }), 'a-ports': sampleModule(image, {}, { ExposedPorts: { '81/tcp': {} } }) }, code: 'IEO_NAME_COLLISION', path: '/spec/agent/modules/a-ports' },
   { what: "a module named edgehub, edgeHub's name", modules: { edgehub: sampleModule(image) }, apiServer: /spec\.agent\.modules: Invalid value: "object": edgeAgent and edgeHub are system modules/ },
   {
-    what: "a volume named like the operator's routes volume", modules: one({}), code: 'IEO_NAME_COLLISION', path: '/spec/agent/systemModules/edgeHub/settings/createOptions/k8s/volumes/0',
+    what: "a volume named like the operator's routes volume", modules: one({}), code: 'IEO_K8S_EXTENSION', path: '/spec/agent/systemModules/edgeHub/settings/createOptions/k8s/volumes/0/name',
     edgeHub: { settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5', createOptions: { k8s: { volumes: [{ name: 'iotedge-operator-routes', emptyDir: {} }] } } } },
   },
   // Size, depth, routes.

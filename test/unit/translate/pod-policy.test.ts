@@ -89,7 +89,8 @@ describe("names of the operator's own objects", () => {
   it("refuses a volume named like one the operator adds to the pod", () => {
     const edgeHub = edgeHubSpec({ createOptions: { k8s: { volumes: [{ name: 'iotedge-operator-routes', emptyDir: {} }] } } });
     const e = errors(translate(input(manifest([], { edgeHub }))));
-    expect(e.map((x) => [x.code, x.path])).toEqual([['IEO_NAME_COLLISION', '/modulesContent/$edgeAgent/properties.desired/systemModules/edgeHub/settings/createOptions/k8s/volumes/0']]);
+    // The k8s block's parser now refuses the operator's volume names first; the pod check stays as the backstop.
+    expect(e.map((x) => [x.code, x.path])).toEqual([['IEO_K8S_EXTENSION', '/modulesContent/$edgeAgent/properties.desired/systemModules/edgeHub/settings/createOptions/k8s/volumes/0/name']]);
   });
 
   it("refuses a module named like the deployment's default-deny NetworkPolicy", () => {
