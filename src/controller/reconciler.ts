@@ -169,7 +169,7 @@ export class EdgeDeploymentReconciler {
         ...(localIdentities ? { localIdentities } : {}),
         edgeHubConfigSource: iotHubMode ? 'twin' : 'local',
         trust: { caSha256: trust.caSha256, serverCertSha256: trust.serverCertSha256 },
-        reservedSecrets: ed.spec?.iotHub ? [ed.spec.iotHub.connectionStringSecretRef.name] : [],
+        reservedSecrets: reservedSecretsOf(ed),
       });
       if (!translated.ok) return this.writeInvalid(ed, log, invalidFrom(translated.errors.map(issueAtResourcePath)), conditionReasons.invalidDesiredState);
       // Claims first, so a workload never waits on a volume the same pass would create.
@@ -695,4 +695,9 @@ export function builtinEdgeHubFor(ed: EdgeDeployment, settings: OperatorSettings
   const builtin = settings.edgeHub === 'builtin' || (settings.edgeHub === 'auto' && !iotHubMode);
   if (!builtin) return {};
   return { builtinEdgeHub: { image: settings.edgeHubImage, ...(binding ? { upstream: { secretName: binding.name, key: binding.key ?? 'connectionString' } } : {}) } };
+}
+
+/** Secrets of the namespace the operator reads for a device and no module may mount: the binding's connection string, a user's CA key. */
+function reservedSecretsOf(ed: EdgeDeployment): string[] {
+  return [ed.spec?.iotHub?.connectionStringSecretRef.name, ed.spec?.certificates?.deviceCaSecretRef?.name].filter((n): n is string => n !== undefined);
 }

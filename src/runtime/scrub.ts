@@ -1,7 +1,7 @@
 // The one secret scrubber: the logger's last pass over each line, Events, status conditions and
 // lastDesiredStatus, health reasons, twin sync's messages and the CLI's errors all go through it, so what
 // one of them hides none of the others shows. It finds secrets by their shape (SharedAccessKey=…, sig=…,
-// "password":"…", Bearer …, user:pass@ in URLs) wherever they hide: messages, error stacks, nested JSON.
+// "password":"…", Bearer …, user:pass@ in URLs, PEM private keys) wherever they hide: messages, error stacks, nested JSON.
 
 export const REDACTED = '[REDACTED]';
 
@@ -9,6 +9,8 @@ export const REDACTED = '[REDACTED]';
 const secretKeyNames = [
   'password', 'passwd', 'secret', 'clientSecret', 'sharedAccessKey', 'primaryKey', 'secondaryKey', 'symmetricKey',
   'connectionString', 'sasToken', 'token', 'accessToken', 'privateKey', 'authorization', 'sharedAccessSignature',
+  // The device root key every module key derives from (Secret <edep>-device-identity, data rootKey).
+  'rootKey',
 ];
 const keyAlternation = secretKeyNames.join('|');
 
@@ -32,6 +34,8 @@ const scrubbers: Scrubber[] = [
   { pattern: /\b(SharedAccessKey|AccountKey|Password|Pwd)=[^;&\s"\\,]+/gi, replace: `$1=${REDACTED}` },
   // SAS tokens (SharedAccessSignature sr=…&sig=…&se=…) and signed URLs: the signature is the secret.
   { pattern: /\b(sig)=[^;&\s"\\,]+/gi, replace: `$1=${REDACTED}` },
+  // PEM private keys (the device CA's and edgeHub's, or a user's CA): everything between the armour lines.
+  { pattern: /(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)/g, replace: `$1${REDACTED}$2` },
   // HTTP credentials written out in text.
   { pattern: /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, replace: `$1 ${REDACTED}` },
   // Userinfo in URLs: amqps://user:pass@host.
@@ -39,7 +43,7 @@ const scrubbers: Scrubber[] = [
 ];
 
 // One cheap test decides whether a line needs the full pass; most lines contain none of these words.
-const mightHoldSecret = new RegExp(String.raw`${keyAlternation}|AccountKey|Pwd=|sig=|Bearer|Basic|://[^/\s"]*@`, 'i');
+const mightHoldSecret = new RegExp(String.raw`${keyAlternation}|AccountKey|Pwd=|sig=|Bearer|Basic|PRIVATE KEY|://[^/\s"]*@`, 'i');
 
 /** Removes SAS signatures, connection-string keys, passwords and similar secrets from any text. */
 export function scrubSecrets(text: string): string {

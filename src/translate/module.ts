@@ -440,7 +440,7 @@ export function draftModule(ctx: ModuleContext): ModuleDraft {
 
   // Native extensions, applied last so they win over what was derived from Docker fields.
   for (const [i, volume] of (ext.volumes ?? []).entries()) {
-    if (volume.hostPath) policy(checkHostPath(ctx.settings, volume.hostPath.path), `${base}/k8s/volumes/${i}`, `k8s.volumes[${i}].hostPath`);
+    // A hostPath here (k8s or k8s-experimental) is judged with the final pod spec (pod-policy.ts), which finds the block it came from.
     if (reservedVolumeNames.includes(volume.name) || draft.volumes.some((v) => v.name === volume.name)) {
       issues.error('IEO_K8S_EXTENSION', `${base}/k8s/volumes/${i}/name`,
         `module ${JSON.stringify(spec.id)}: k8s.volumes[${i}] name ${JSON.stringify(volume.name)} is ${reservedVolumeNames.includes(volume.name) ? 'used by the operator' : 'given twice'}; a pod's volume names must be unique`);

@@ -8,16 +8,51 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The value at a JSON pointer below `root`, or undefined. */
+/** The own key of `node` that `key` names: exactly, else case-insensitively (k8s-experimental keys are read so). */
+function keyOf(node: Record<string, unknown>, key: string): string | undefined {
+  if (key in node) return key;
+  const lower = key.toLowerCase();
+  return Object.keys(node).find((k) => k.toLowerCase() === lower);
+}
+
+/** The pointer below `root` as the manifest spells it, when `path` names a value there. */
+function resolve(root: unknown, path: string): string | undefined {
+  let node = root;
+  let written = '';
+  for (const raw of path.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) {
+      node = node[Number(key)];
+      written += `/${key}`;
+    } else if (isObject(node)) {
+      const own = keyOf(node, key);
+      if (own === undefined) return undefined;
+      node = node[own];
+      written += pointer(own);
+    } else return undefined;
+  }
+  return node === undefined ? undefined : written;
+}
+
+/** The value at a JSON pointer below `root` (keys matched as resolve matches them), or undefined. */
 function at(root: unknown, path: string): unknown {
   let node = root;
   for (const raw of path.split('/').slice(1)) {
     const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
     if (Array.isArray(node)) node = node[Number(key)];
-    else if (isObject(node)) node = node[key];
-    else return undefined;
+    else if (isObject(node)) {
+      const own = keyOf(node, key);
+      node = own === undefined ? undefined : node[own];
+    } else return undefined;
   }
   return node;
+}
+
+/** A member of a manifest object read as resolve reads keys. */
+function member(item: unknown, key: string): unknown {
+  if (!isObject(item)) return undefined;
+  const own = keyOf(item, key);
+  return own === undefined ? undefined : item[own];
 }
 
 function indexWhere(list: unknown, match: (item: unknown) => boolean): number {
@@ -29,8 +64,11 @@ function indexWhere(list: unknown, match: (item: unknown) => boolean): number {
  * `base` is the module's createOptions path; `createOptions` its value.
  */
 export function manifestPathOf(field: string, pod: V1PodSpec, createOptions: Record<string, unknown>, base: string): string {
-  const found = candidates(field, pod, createOptions).find((candidate) => at(createOptions, candidate) !== undefined);
-  return found === undefined ? base : `${base}${found}`;
+  for (const candidate of candidates(field, pod, createOptions)) {
+    const written = resolve(createOptions, candidate);
+    if (written !== undefined) return `${base}${written}`;
+  }
+  return base;
 }
 
 function candidates(field: string, pod: V1PodSpec, co: Record<string, unknown>): string[] {
@@ -41,10 +79,11 @@ function candidates(field: string, pod: V1PodSpec, co: Record<string, unknown>):
   const sysctl = /^\/securityContext\/sysctls\/(\d+)/.exec(field);
   if (sysctl) {
     const name = pod.securityContext?.sysctls?.[Number(sysctl[1])]?.name ?? '';
-    const byName = (item: unknown) => isObject(item) && item.name === name;
+    const byName = (item: unknown) => member(item, 'name') === name;
     return [
       `/k8s/podSecurityContext/sysctls/${indexWhere(at(co, '/k8s/podSecurityContext/sysctls'), byName)}`,
       `/k8s/securityContext/sysctls/${indexWhere(at(co, '/k8s/securityContext/sysctls'), byName)}`,
+      `/k8s-experimental/securityContext/sysctls/${indexWhere(at(co, '/k8s-experimental/securityContext/sysctls'), byName)}`,
       `/HostConfig/Sysctls${pointer(name)}`,
     ];
   }
@@ -57,7 +96,8 @@ function candidates(field: string, pod: V1PodSpec, co: Record<string, unknown>):
   if (podLevel[field]) return podLevel[field];
   if (field.startsWith('/securityContext/')) {
     const rest = field.slice('/securityContext'.length);
-    return [`/k8s/podSecurityContext${rest}`, `/k8s/securityContext${rest}`, '/k8s/podSecurityContext', '/k8s/securityContext'];
+    return [`/k8s/podSecurityContext${rest}`, `/k8s/securityContext${rest}`, `/k8s-experimental/securityContext${rest}`,
+      '/k8s/podSecurityContext', '/k8s/securityContext', '/k8s-experimental/securityContext'];
   }
   if (field.startsWith('/metadata/annotations/')) return ['/Labels'];
   return [];
@@ -66,9 +106,11 @@ function candidates(field: string, pod: V1PodSpec, co: Record<string, unknown>):
 function volumeCandidates(pod: V1PodSpec, index: number, co: Record<string, unknown>): string[] {
   const volume = pod.volumes?.[index];
   if (!volume) return [];
-  const own = indexWhere(at(co, '/k8s/volumes'), (v) => isObject(v) && v.name === volume.name);
+  const own = indexWhere(at(co, '/k8s/volumes'), (v) => member(v, 'name') === volume.name);
+  // The preview's k8s-experimental volumes are {volume, volumeMounts} pairs.
+  const preview = indexWhere(at(co, '/k8s-experimental/volumes'), (v) => member(member(v, 'volume'), 'name') === volume.name);
   const hostPath = volume.hostPath?.path;
-  const result = [`/k8s/volumes/${own}`];
+  const result = [`/k8s/volumes/${own}`, `/k8s-experimental/volumes/${preview}/volume`];
   if (hostPath !== undefined) {
     const bind = indexWhere(at(co, '/HostConfig/Binds'), (b) => typeof b === 'string' && b.split(':')[0] === hostPath);
     const mount = indexWhere(at(co, '/HostConfig/Mounts'), (m) => isObject(m) && m.Source === hostPath);

@@ -418,12 +418,13 @@ describe('preview k8s-experimental parsing', () => {
 
   it('null values are absent', async () => {
     const a = await deploy({ 'k8s-experimental': { nodeSelector: null, resources: null, volumes: null, securityContext: null, strategy: null, serviceOptions: null } });
-    expect([a.pod.nodeSelector, a.container.resources, a.pod.securityContext, a.deployment.spec?.strategy?.type]).toEqual([undefined, {}, {}, 'Recreate']);
+    // The pod keeps only the seccomp profile Docker applies too.
+    expect([a.pod.nodeSelector, a.container.resources, a.pod.securityContext, a.deployment.spec?.strategy?.type]).toEqual([undefined, {}, { seccompProfile: { type: 'RuntimeDefault' } }, 'Recreate']);
   });
 
   it('empty values are empty: nodeSelector {}, resources {limits: {}, requests: {}}, volumes [], securityContext {}, serviceOptions {}', async () => {
     const a = await deploy({ ExposedPorts: { '80/tcp': {} }, 'k8s-experimental': { nodeSelector: {}, resources: { limits: {}, requests: {} }, volumes: [], securityContext: {}, serviceOptions: {} } });
-    expect([a.pod.nodeSelector ?? {}, a.container.resources, a.pod.securityContext, a.services.get('')!.spec?.type]).toEqual([{}, {}, {}, 'ClusterIP']);
+    expect([a.pod.nodeSelector ?? {}, a.container.resources, a.pod.securityContext, a.services.get('')!.spec?.type]).toEqual([{}, {}, { seccompProfile: { type: 'RuntimeDefault' } }, 'ClusterIP']);
   });
 
   it('keys in any case: NodeSelector, Resources, SecurityContext', async () => {
@@ -494,7 +495,7 @@ describe('a preview manifest on the operator', () => {
     const pod = deployment.spec!.template.spec!;
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod.containers[0]?.resources).toEqual({ limits: { 'nvidia.com/gpu': '1', memory: '256Mi' }, requests: { cpu: '100m' } });
-    expect(pod.securityContext).toEqual({ runAsUser: 1000, runAsNonRoot: true, fsGroup: 2000 });
+    expect(pod.securityContext).toEqual({ runAsUser: 1000, runAsNonRoot: true, fsGroup: 2000, seccompProfile: { type: 'RuntimeDefault' } });
     expect(deployment.spec?.strategy?.type).toBe('Recreate');
     expect(pod.volumes).toContainEqual({ name: 'module-config', configMap: { name: 'vision-config', optional: true, defaultMode: 420 } });
     expect(pod.containers[0]?.volumeMounts).toContainEqual({ name: 'module-config', mountPath: '/etc/vision', readOnly: true });

@@ -145,6 +145,8 @@ describe('scrubSecrets', () => {
     ['URL credentials', `amqps://iothubowner:${password}@hub-1.azure-devices.net:5671`, password],
     ['a storage account key', `DefaultEndpointsProtocol=https;AccountName=st;AccountKey=${hubKey};EndpointSuffix=core`, hubKey],
     ['a JSON password', `{"username":"u","password":"${password}"}`, password],
+    ['a PEM private key', `tls.key: -----BEGIN RSA PRIVATE KEY-----\nMIIEfictionalKeyBody${password}\n-----END RSA PRIVATE KEY-----\n`, `fictionalKeyBody${password}`],
+    ['a device root key in JSON', `{"data":{"rootKey":"${hubKey}"}}`, hubKey],
   ])('removes %s', (_what, text, secret) => {
     const scrubbed = scrubSecrets(text);
     expect(scrubbed).not.toContain(secret);

@@ -64,7 +64,7 @@ describe('baseline (the default)', () => {
   it("lets the operator's own Secret mounts through, but not the same Secret asked for by the manifest", () => {
     const identity = { moduleCredentialSecrets: { m: 'm-iothub' } };
     const plain = translate(input(manifest([moduleSpec('m')]), settingsWith({}), identity));
-    expect(podSpec(value(plain), 'm').volumes?.some((v) => v.secret?.secretName === 'm-iothub')).toBe(true);
+    expect(container(value(plain), 'm').env?.find((v) => v.name === 'EdgeHubConnectionString')?.valueFrom?.secretKeyRef?.name).toBe('m-iothub');
     const asked = translate(input(manifest([moduleSpec('m', co({ k8s: { volumes: [{ name: 'x', secret: { secretName: 'm-iothub' } }] } }))]), settingsWith({}), identity));
     expect(errors(asked).map((e) => /\[(\w+)\]$/.exec(e.message)?.[1])).toEqual(['OperatorSecretDenied']);
   });
@@ -118,5 +118,49 @@ describe('--pod-security', () => {
     expect(value(one(moduleSpec('m', co(hostile)), privileged))).toBeDefined();
     expect(denials({ k8s: { automountServiceAccountToken: true } }, privileged)).toEqual([['ServiceAccountTokenDenied', '/k8s/automountServiceAccountToken']]);
     expect(denials({ k8s: { volumes: [{ name: 's', secret: { secretName: 'db' } }] } }, privileged)).toEqual([['UndeclaredSecretDenied', '/k8s/volumes/0']]);
+  });
+});
+
+describe("main's newer inputs go through the same policy", () => {
+  it('reports a k8s-experimental (preview) field at the path as the manifest spells it', () => {
+    expect(denials({ 'k8s-experimental': { securityContext: { Sysctls: [{ Name: 'kernel.sem', Value: '1' }] } } })).toEqual([['UnsafeSysctlDenied', '/k8s-experimental/securityContext/Sysctls/0']]);
+    expect(denials({ 'k8s-experimental': { volumes: [{ volume: { Name: 'h', HostPath: { Path: '/etc' } }, volumeMounts: [{ name: 'h', mountPath: '/h' }] }] } }))
+      .toEqual([['HostPathDenied', '/k8s-experimental/volumes/0/volume']]);
+    expect(denials({ 'k8s-experimental': { volumes: [{ volume: { name: 's', secret: { secretName: 'dev1-deployment-edgehub-server' } }, volumeMounts: [{ name: 's', mountPath: '/s' }] }] } }))
+      .toEqual([['OperatorSecretDenied', '/k8s-experimental/volumes/0/volume']]);
+  });
+
+  it("lets the built-in hub's identity, certificate, routes and store through at every level but asks the same of its pod", () => {
+    const hub = { ownerName: 'device', builtinEdgeHub: { image: 'localhost/iotedge-operator:dev', upstream: { secretName: 'binding', key: 'cs' } } };
+    for (const podSecurity of ['baseline', 'restricted'] as const) {
+      const r = value(translate(input(manifest([moduleSpec('sensor')], { routes: { r: { name: 'r', route: 'FROM /messages/* INTO $upstream', priority: 0 } } }), settingsWith({ podSecurity }), hub)));
+      const pod = podSpec(r, 'edgehub');
+      expect(pod.securityContext?.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect((pod.volumes ?? []).some((v) => v.secret?.secretName === 'device-device-identity')).toBe(true);
+    }
+    const asked = edgeHubSpec({ createOptions: { k8s: { automountServiceAccountToken: true } } });
+    const e = errors(translate(input(manifest([], { edgeHub: asked }), settingsWith({}), hub)));
+    expect(e.map((x) => /\[(\w+)\]$/.exec(x.message)?.[1])).toEqual(['ServiceAccountTokenDenied']);
+  });
+
+  it("refuses the device CA and edgeHub certificate Secrets, the binding's and a user CA's, to a manifest", () => {
+    const reserved = { reservedSecrets: ['my-ca', 'hub-binding'] };
+    for (const secretName of ['dev1-deployment-device-ca', 'dev1-deployment-edgehub-server', 'my-ca', 'hub-binding']) {
+      const spec = moduleSpec('m', co({ k8s: { volumes: [{ name: 's', secret: { secretName } }] } }));
+      expect(errors(translate(input(manifest([spec]), settingsWith({ mountableSecrets: [secretName] }), reserved))).map((e) => /\[(\w+)\]$/.exec(e.message)?.[1])).toEqual(['OperatorSecretDenied']);
+    }
+  });
+
+  it("passes every module's device CA mount and connection-string variable, which the operator adds", () => {
+    const r = value(translate(input(manifest([moduleSpec('m')]), settingsWith({ podSecurity: 'restricted' }), { localIdentities: { hostName: 'dev1.local', keys: { m: 'a2V5' } } })));
+    expect(podSpec(r, 'm').volumes?.map((v) => v.secret?.secretName)).toContain('dev1-deployment-edgehub-server');
+    expect(container(r, 'm').env?.find((v) => v.name === 'EdgeHubConnectionString')?.valueFrom?.secretKeyRef?.name).toBe('m-iothub');
+  });
+
+  it('--run-as-non-root and --run-as-user meet restricted; a uid 0 default does not', () => {
+    const r = value(one(moduleSpec('m'), settingsWith({ podSecurity: 'restricted', runAsNonRoot: true, runAsUser: 1000 })));
+    expect(podSpec(r, 'm').securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(denials({}, settingsWith({ podSecurity: 'restricted', runAsNonRoot: true, runAsUser: 0 }))).toContainEqual(['RunAsRootDenied', '']);
   });
 });

@@ -59,12 +59,12 @@ describe('k8s-experimental', () => {
         volumeMounts: [{ name: 'cfg', mountPath: '/etc/app' }],
       }],
       strategy: { Type: 'rollingupdate', RollingUpdate: { MaxUnavailable: '1', MaxSurge: '25%' } },
-      securityContext: { SeLinuxOptions: { Level: 's0:c1' }, Sysctls: [{ Name: 'net.core.somaxconn', Value: 1024 }] },
+      securityContext: { SeLinuxOptions: { Level: 's0:c1' }, Sysctls: [{ Name: 'net.ipv4.tcp_keepalive_time', Value: 1024 }] },
     } })));
     const r = value(outcome);
     expect(podSpec(r, 'm').volumes).toContainEqual({ name: 'cfg', configMap: { name: 'settings', optional: true, defaultMode: 420, items: [{ key: 'a', path: 'a.yaml', mode: 0 }] } });
     expect(find<V1Deployment>(r, 'Deployment', 'm').spec?.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: '25%' } });
-    expect(podSpec(r, 'm').securityContext).toEqual({ seLinuxOptions: { level: 's0:c1' }, sysctls: [{ name: 'net.core.somaxconn', value: '1024' }] });
+    expect(podSpec(r, 'm').securityContext).toEqual({ seLinuxOptions: { level: 's0:c1' }, sysctls: [{ name: 'net.ipv4.tcp_keepalive_time', value: '1024' }], seccompProfile: { type: 'RuntimeDefault' } });
     expect(codes(outcome.warnings).every((c) => c === 'IEO_W_COERCED_VALUE')).toBe(true);
   });
 
