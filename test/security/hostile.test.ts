@@ -66,6 +66,7 @@ const cases: HostileCase[] = [
   // Host paths through the k8s block and through Docker fields.
   policy('hostPath / through k8s.volumes', volume({ hostPath: { path: '/' } }), `${co}/k8s/volumes/0`, 'HostPathDenied'),
   policy("hostPath to containerd's socket", volume({ hostPath: { path: '/run/containerd/containerd.sock', type: 'Socket' } }), `${co}/k8s/volumes/0`, 'HostPathDenied'),
+  policy("hostPath through the preview's k8s-experimental", one(JSON.stringify({ 'k8s-experimental': { volumes: [{ volume: { name: 'h', hostPath: { path: '/' } }, volumeMounts: [{ name: 'h', mountPath: '/h' }] }] } })), `${co}/k8s-experimental/volumes/0/volume`, 'HostPathDenied'),
   policy('hostPath that climbs out of /dev', volume({ hostPath: { path: '/dev/../etc' } }), `${co}/k8s/volumes/0`, 'HostPathDenied'),
   policy('bind the host /etc', one({ HostConfig: { Binds: ['/etc:/host-etc:ro'] } }), `${co}/HostConfig/Binds/0`, 'HostPathDenied'),
   policy('bind mount of / through Mounts', one({ HostConfig: { Mounts: [{ Type: 'bind', Source: '/', Target: '/host' }] } }), `${co}/HostConfig/Mounts/0`, 'HostPathDenied'),
@@ -87,6 +88,7 @@ const cases: HostileCase[] = [
   policy('unconfined AppArmor by annotation', one({ Labels: { 'container.apparmor.security.beta.kubernetes.io/m': 'unconfined' } }), `${co}/Labels`, 'UnconfinedAppArmorDenied'),
   policy('the spc_t SELinux type', one({ k8s: { securityContext: { seLinuxOptions: { type: 'spc_t' } } } }), `${co}/k8s/securityContext/seLinuxOptions`, 'SELinuxOptionsDenied'),
   policy('an unsafe sysctl through Docker', one({ HostConfig: { Sysctls: { 'kernel.core_pattern': '|/tmp/x' } } }), `${co}/HostConfig/Sysctls/kernel.core_pattern`, 'UnsafeSysctlDenied'),
+  policy('an unsafe sysctl through the preview\'s k8s-experimental', one({ 'k8s-experimental': { securityContext: { sysctls: [{ name: 'kernel.msgmax', value: '1' }] } } }), `${co}/k8s-experimental/securityContext/sysctls/0`, 'UnsafeSysctlDenied'),
   policy('an unsafe sysctl through the k8s block', one({ k8s: { podSecurityContext: { sysctls: [{ name: 'net.core.somaxconn', value: '4096' }] } } }), `${co}/k8s/podSecurityContext/sysctls/0`, 'UnsafeSysctlDenied'),
   policy('a Windows host process', one({ k8s: { securityContext: { windowsOptions: { hostProcess: true } } } }), `${co}/k8s/securityContext/windowsOptions/hostProcess`, 'HostProcessDenied'),
   // API tokens.
@@ -104,6 +106,11 @@ const cases: HostileCase[] = [
     what: "a volume named like the operator's routes volume", modules: one({}), code: 'IEO_K8S_EXTENSION', path: '/spec/agent/systemModules/edgeHub/settings/createOptions/k8s/volumes/0/name',
     edgeHub: { settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5', createOptions: { k8s: { volumes: [{ name: 'iotedge-operator-routes', emptyDir: {} }] } } } },
   },
+  {
+    what: "privileged edgeHub (the built-in hub runs in its place, judged the same)", modules: one({}), code: 'IEO_POLICY_DENIED', reason: 'PrivilegedDenied',
+    path: '/spec/agent/systemModules/edgeHub/settings/createOptions/HostConfig/Privileged',
+    edgeHub: { settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5', createOptions: { HostConfig: { Privileged: true } } } },
+  },
   // Size, depth, routes.
   { what: 'an oversized manifest', modules: one({}, { env: { BLOB: { value: 'x'.repeat(40_000) } } }), code: 'IEO_TWIN_LIMIT', path: '/spec/agent' },
   // Nesting counts from $edgeAgent's desired properties: modules, m, settings, createOptions, Labels, then the n's.
@@ -117,11 +124,17 @@ async function status(): Promise<EdgeDeployment> {
   return JSON.parse(await kubectl(cluster, ['-n', ns, 'get', 'edgedeployment', 'device', '-o', 'json'])) as EdgeDeployment;
 }
 
-/** Every object of the EdgeDeployment in the namespace, of every kind the operator creates. */
+/**
+ * The device's identity, CA and edgeHub certificate: made for the EdgeDeployment before its manifest is read,
+ * whatever the manifest says, so they are not something a manifest got applied.
+ */
+const deviceTrustSecrets = ['secret/device-device-identity', 'secret/device-device-ca', 'secret/device-edgehub-server'];
+
+/** Every object of the EdgeDeployment in the namespace, of every kind the operator creates, but the device's trust. */
 async function applied(): Promise<string[]> {
   const text = await kubectl(cluster, ['-n', ns, 'get', 'deployments,pods,services,serviceaccounts,secrets,configmaps,networkpolicies,persistentvolumeclaims',
     '-l', 'iotedge-operator.io/edge-deployment=device', '-o', 'name']);
-  return text.split('\n').filter(Boolean);
+  return text.split('\n').filter((line) => line !== '' && !deviceTrustSecrets.includes(line));
 }
 
 describe('hostile EdgeDeployments, each refused with its code and path, nothing applied', () => {
