@@ -31,7 +31,13 @@ export default async function globalSetup(): Promise<void> {
   }
   // The operator's and the sample modules' images, for the tests that run them on the worker. Here, where no
   // jest timeout applies: a cold machine builds them once (minutes), later runs reuse them.
-  await provideProjectImages(state);
+  try {
+    await provideProjectImages(state);
+  } catch (error) {
+    // jest runs no global teardown after a failed setup: stop the cluster this run started, or it stays up.
+    if (globalThis.__iotedgeClusterStartedDir) await stopControlPlane(globalThis.__iotedgeClusterStartedDir);
+    throw error;
+  }
   process.env.IOTEDGE_TEST_KUBECONFIG = state.kubeconfig;
   process.env.IOTEDGE_TEST_BIN = state.bin;
   // For the secret-leak check at teardown: this run's part of the audit log, and a directory for log lines.
