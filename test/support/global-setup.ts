@@ -4,7 +4,7 @@
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditLogPath, defaultClusterDir, healthyCluster, startControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { auditLogPath, defaultClusterDir, healthyCluster, startControlPlane, stopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import { provideProjectImages } from './images.ts';
 
 declare global {
