@@ -46,6 +46,9 @@ const typeNames: Record<string, string> = {
   'status.modules.*': 'ModuleStatus',
   'status.routes[]': 'RouteStatus',
   'status.iotHub': 'IoTHubStatus',
+  'status.edgeHub': 'EdgeHubStatus',
+  'status.edgeHub.clients.*': 'EdgeHubClientStatus',
+  'status.edgeHub.upstream': 'EdgeHubUpstreamStatus',
 };
 
 /** Descriptions for types used at several places, where the first place's description would mislead. */

@@ -18,6 +18,9 @@ export type {
   ModuleStatus,
   RouteStatus,
   IoTHubStatus,
+  EdgeHubStatus,
+  EdgeHubClientStatus,
+  EdgeHubUpstreamStatus,
   LastDesiredStatus,
 } from './generated/edge-deployment.ts';
 

@@ -6,6 +6,7 @@ import { labelKeys, managedBy, sanitizeLabelValue } from '../translate/names.ts'
 import type { OperatorSettings } from '../translate/settings.ts';
 import type { CertificateLifetimes } from './device-trust.ts';
 import { EventRecorder } from './events.ts';
+import { HubStatusReader, type HubStatusTimings } from './hub-status.ts';
 import { enqueueObject, Informer, mapToOwner } from './informer.ts';
 import { KubeApiError, KubeClient, type Logger } from './kube-client.ts';
 import { EdgeDeploymentReconciler, type ObjectCache } from './reconciler.ts';
@@ -33,6 +34,8 @@ export interface ManagerOptions {
   onEdgeDeploymentDeleted?: (namespace: string, name: string) => void;
   /** Sees every non-watch API request the operator makes and its HTTP status (benchmarks, metrics). */
   onRequest?: (method: string, path: string, code: number | 'error') => void;
+  /** status.edgeHub from each built-in hub (hub-status.ts): its timings, or false to read none. */
+  hubStatus?: Partial<HubStatusTimings> | false;
 }
 
 /**
@@ -80,6 +83,7 @@ export class OperatorManager {
   private readonly edgeDeployments: InformerSet<EdgeDeployment>;
   private readonly children = new Map<string, InformerSet<KubernetesObject>>();
   private readonly reconciler: EdgeDeploymentReconciler;
+  private readonly hubStatus: HubStatusReader | undefined;
   /** Applied generations the reconciler remembers: one per live child, so memory follows the cluster. */
   rememberedGenerations(): number {
     return this.reconciler.rememberedGenerations();
@@ -146,6 +150,15 @@ export class OperatorManager {
       labelNamespaces: options.labelNamespaces,
       onModuleStatus: options.onModuleStatus,
     });
+    const pods = this.children.get('Pod');
+    this.hubStatus = options.hubStatus === false || !pods ? undefined : new HubStatusReader({
+      client: this.client,
+      edgeDeployments: this.edgeDeployments,
+      pods,
+      settings: options.settings,
+      logger: log.child({ component: 'hub-status' }),
+      timings: options.hubStatus ?? {},
+    });
   }
 
   private allInformers(): Informer<KubernetesObject>[] {
@@ -166,6 +179,7 @@ export class OperatorManager {
       onError: (key, error, retryInMs) => this.options.logger.child({ edgeDeployment: key }).warn({ err: error, retryInMs }, 'reconcile failed; retrying'),
       onTerminalError: (key, error) => this.options.logger.child({ edgeDeployment: key }).error({ err: error }, 'reconcile failed permanently'),
     });
+    this.hubStatus?.start();
   }
 
   hasSynced(): boolean {
@@ -174,6 +188,7 @@ export class OperatorManager {
 
   /** Stops intake, lets in-flight reconciles finish (up to `drainMs`), then stops the informers. */
   async stop(drainMs = 20_000): Promise<void> {
+    await this.hubStatus?.stop();
     await this.queue.shutDownWithDrain(drainMs);
     await this.workers;
     await Promise.all(this.allInformers().map((i) => i.stop()));

@@ -624,10 +624,10 @@ const reconcilerConditions: ReadonlySet<string> = new Set([conditionTypes.ready,
 /**
  * The part of status this reconciler applies. Twin sync owns status.iotHub and the IoTHubConnected
  * condition under its own field manager; server-side apply merges the two because conditions are a
- * list keyed by type.
+ * list keyed by type. status.edgeHub is the hub status reader's (hub-status.ts), under a third.
  */
 function reconcilerOwned(status: EdgeDeploymentStatus | undefined): EdgeDeploymentStatus {
-  const { iotHub: _iotHub, ...rest } = status ?? {};
+  const { iotHub: _iotHub, edgeHub: _edgeHub, ...rest } = status ?? {};
   return prune({ ...rest, conditions: rest.conditions?.filter((c) => reconcilerConditions.has(c.type)) });
 }
 

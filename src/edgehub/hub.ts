@@ -11,6 +11,8 @@ import { compileRoutesFromJson, endpointId, parseEndpointId } from '../routing/i
 import type { RouteMatch, RoutedMessage, Router } from '../routing/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { acceptedHostNames, moduleKeys } from './config.ts';
+import { clientIdOf, ConnectionTable } from './connections.ts';
+import type { HubStatusDocument } from './connections.ts';
 import type { HubConfig } from './config.ts';
 import { Deliverer } from './delivery.ts';
 import type { DeliveryTarget } from './delivery.ts';
@@ -47,6 +49,8 @@ export class EdgeHub {
   private readonly window: number;
   private readonly broker: IotHubBroker;
   private readonly twins: TwinCache;
+  private readonly connections = new ConnectionTable();
+  private upstreamOnline = false;
   private readonly deliverers = new Map<string, Deliverer>();
   private readonly links = new Map<string, UpstreamLink>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -81,7 +85,7 @@ export class EdgeHub {
       log: (message, fields) => this.logger.debug(fields ?? {}, message),
     });
     this.broker.on('connected', (c: Identity) => this.onModuleConnected(c));
-    this.broker.on('disconnected', () => this.metrics.connectedClients.set(this.broker.connectedIdentities().length));
+    this.broker.on('disconnected', (c: Identity) => this.onModuleDisconnected(c));
     this.broker.on('subscribed', (c: Identity) => this.kickModule(c.moduleId));
     this.broker.on('connectRefused', (e: { identity?: Identity; reason: string }) => {
       this.metrics.refusedConnections.inc({ protocol: 'mqtt', reason: 'unauthorized' });
@@ -98,6 +102,27 @@ export class EdgeHub {
       onTlsError: (error) => this.logger.info({ error: error.message }, 'TLS handshake failed (does the module trust the device CA?)'),
     });
     this.metrics.upstreamConnected.set(this.config.upstream ? 0 : -1);
+  }
+
+  /** The connection table and the upstream state, as GET /status serves them. */
+  statusDocument(): HubStatusDocument {
+    const stats = this.queues.stats();
+    return {
+      schemaVersion: '1.0',
+      clients: this.connections.snapshot(),
+      upstream: {
+        connected: this.config.upstream !== undefined && this.upstreamOnline,
+        // With no IoT Hub (kubectl mode) nothing can drain $upstream: its messages only wait for their time to live.
+        expiring: this.config.upstream === undefined,
+        queued: stats.lengths.get(upstreamEndpoint) ?? 0,
+        expired: this.queues.expiredSinceStart(upstreamEndpoint),
+      },
+    };
+  }
+
+  private setUpstreamOnline(online: boolean): void {
+    this.upstreamOnline = online;
+    this.metrics.upstreamConnected.set(online ? 1 : 0);
   }
 
   get port(): number {
@@ -314,11 +339,20 @@ export class EdgeHub {
   private onModuleConnected(identity: Identity): void {
     this.metrics.connectedClients.set(this.broker.connectedIdentities().length);
     if (identity.moduleId === undefined) return;
+    this.connections.connected(clientIdOf(identity.deviceId, identity.moduleId), new Date());
     this.metrics.clientConnects.inc({ id: identity.moduleId });
     this.kickModule(identity.moduleId);
     // The module's own link carries its methods and desired changes; open it while the module is here.
     const link = this.link(identity.moduleId);
     link?.open().catch((error: unknown) => this.logger.info({ module: identity.moduleId, error: (error as Error).message }, 'IoT Hub not reachable for the module; twins are served from the last known copy'));
+  }
+
+  private onModuleDisconnected(identity: Identity): void {
+    this.metrics.connectedClients.set(this.broker.connectedIdentities().length);
+    if (identity.moduleId === undefined) return;
+    // A module that reconnects before its old connection is closed (a takeover) stays Connected.
+    const stillConnected = this.broker.connectionOf(identity) !== undefined;
+    this.connections.disconnected(clientIdOf(identity.deviceId, identity.moduleId), new Date(), stillConnected);
   }
 
   // ---- upstream
@@ -336,7 +370,7 @@ export class EdgeHub {
       failed: (_entry, error) => this.upstreamFailed(error),
       delivered: (entry) => {
         this.upstreamBackoffMs = 0;
-        this.metrics.upstreamConnected.set(1);
+        this.setUpstreamOnline(true);
         this.countDelivered(entry, upstreamEndpoint, '');
       },
     };
@@ -344,7 +378,7 @@ export class EdgeHub {
 
   private upstreamFailed(error: Error): void {
     this.metrics.redeliveries.inc({ endpoint: upstreamEndpoint });
-    this.metrics.upstreamConnected.set(0);
+    this.setUpstreamOnline(false);
     if (this.upstreamRetry || this.stopping) return;
     this.upstreamBackoffMs = Math.min(maxBackoffMs, Math.max(500, this.upstreamBackoffMs * 2));
     this.logger.warn({ error: error.message, retryInMs: this.upstreamBackoffMs }, 'IoT Hub unreachable: upstream messages wait in the store');
@@ -374,7 +408,7 @@ export class EdgeHub {
   private onLinkState(moduleId: string, connected: boolean, error?: Error): void {
     this.logger.info({ module: moduleId, error: error?.message }, connected ? 'module linked to IoT Hub' : 'module link to IoT Hub lost');
     if (!connected) return;
-    this.metrics.upstreamConnected.set(1);
+    this.setUpstreamOnline(true);
     void this.syncPendingReported(moduleId);
     if (this.upstreamRetry) {
       clearTimeout(this.upstreamRetry);

@@ -14,6 +14,7 @@ export type { HubConfig, HubFlags } from './config.ts';
 export { EdgeHub } from './hub.ts';
 export { HubMetrics } from './metrics.ts';
 export { unsupportedProtocolMessage } from './listener.ts';
+export type { ClientConnectionStatus, HubStatusDocument, UpstreamStatus } from './connections.ts';
 
 export interface RunningHub {
   hub: EdgeHub;
@@ -36,7 +37,10 @@ export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Prom
   });
   let endpoints: OperatorEndpoints | undefined;
   try {
-    endpoints = await startOperatorEndpoints({ probeAddress: config.healthProbeBindAddress, metricsAddress: config.metricsBindAddress, checks, metrics, logger });
+    endpoints = await startOperatorEndpoints({
+      probeAddress: config.healthProbeBindAddress, metricsAddress: config.metricsBindAddress, checks, metrics, logger,
+      documents: { '/status': () => hub.statusDocument() },
+    });
     await hub.start();
   } catch (error) {
     await endpoints?.stop();

@@ -37,6 +37,8 @@ export interface HubQueues {
   /** Deletes entries whose time to live has passed; returns how many per endpoint and sender. */
   expire(nowMs: number): ExpiredCount[];
   stats(): QueueStats;
+  /** Messages of an endpoint dropped because their time to live passed, since the store was opened. */
+  expiredSinceStart(endpoint: string): number;
   /** Endpoints that hold at least one entry. */
   endpoints(): string[];
   close(): Promise<void>;

@@ -40,6 +40,9 @@ export async function openHubQueues(dir: string, maxBytes: number, durability: '
       const all = store.stats();
       return { lengths: new Map(Object.entries(all).map(([e, s]) => [e, s.length])), bytes: store.bytesUsed };
     },
+    expiredSinceStart(endpoint: string): number {
+      return store.stats()[endpoint]?.expired ?? 0;
+    },
     endpoints(): string[] {
       return Object.entries(store.stats()).filter(([, s]) => s.length > 0).map(([e]) => e);
     },

@@ -162,6 +162,8 @@ export interface OperatorHttpServerOptions {
   checks?: HealthChecks;
   /** Serve /metrics from this registry. */
   metrics?: MetricsSource;
+  /** More read-only JSON documents by path (the edge hub's /status), served beside /metrics. */
+  documents?: Record<string, () => unknown>;
   logger?: Logger;
 }
 
@@ -172,7 +174,7 @@ export class OperatorHttpServer {
   #server: Server | undefined;
 
   constructor(options: OperatorHttpServerOptions) {
-    if (!options.checks && !options.metrics) throw new Error('OperatorHttpServer: give checks, metrics or both, or there is nothing to serve');
+    if (!options.checks && !options.metrics && !options.documents) throw new Error('OperatorHttpServer: give checks, metrics or both, or there is nothing to serve');
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
   }
@@ -228,7 +230,7 @@ export class OperatorHttpServer {
   }
 
   #paths(): string[] {
-    return [...(this.#options.checks ? ['/healthz', '/readyz'] : []), ...(this.#options.metrics ? ['/metrics'] : [])];
+    return [...(this.#options.checks ? ['/healthz', '/readyz'] : []), ...(this.#options.metrics ? ['/metrics'] : []), ...Object.keys(this.#options.documents ?? {})];
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -240,6 +242,11 @@ export class OperatorHttpServer {
     const metrics = this.#options.metrics;
     if (metrics && url.pathname === '/metrics') {
       send(res, 200, await metrics.text(), { 'content-type': metrics.contentType });
+      return;
+    }
+    const document = this.#options.documents?.[url.pathname];
+    if (document) {
+      send(res, 200, `${JSON.stringify(document())}\n`, { 'content-type': 'application/json; charset=utf-8' });
       return;
     }
     const checks = this.#options.checks;
@@ -291,17 +298,20 @@ export async function startOperatorEndpoints(options: {
   metricsAddress?: string;
   checks: HealthChecks;
   metrics: MetricsSource;
+  /** Served by the metrics server (see OperatorHttpServerOptions.documents). */
+  documents?: Record<string, () => unknown>;
   logger?: Logger;
 }): Promise<OperatorEndpoints> {
   const probeAddress = options.probeAddress ?? defaultProbeAddress;
   const metricsAddress = options.metricsAddress ?? defaultMetricsAddress;
   const logger = options.logger;
+  const documents = options.documents ? { documents: options.documents } : {};
   const planned: OperatorHttpServer[] = [];
   if (probeAddress !== '0' && probeAddress === metricsAddress) {
-    planned.push(new OperatorHttpServer({ address: probeAddress, checks: options.checks, metrics: options.metrics, ...(logger ? { logger } : {}) }));
+    planned.push(new OperatorHttpServer({ address: probeAddress, checks: options.checks, metrics: options.metrics, ...documents, ...(logger ? { logger } : {}) }));
   } else {
     if (probeAddress !== '0') planned.push(new OperatorHttpServer({ address: probeAddress, checks: options.checks, ...(logger ? { logger } : {}) }));
-    if (metricsAddress !== '0') planned.push(new OperatorHttpServer({ address: metricsAddress, metrics: options.metrics, ...(logger ? { logger } : {}) }));
+    if (metricsAddress !== '0') planned.push(new OperatorHttpServer({ address: metricsAddress, metrics: options.metrics, ...documents, ...(logger ? { logger } : {}) }));
   }
   const started: OperatorHttpServer[] = [];
   try {

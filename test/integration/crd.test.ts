@@ -225,8 +225,8 @@ describe('EdgeDeployment CRD on the API server', () => {
 
     const table = await kubectl(cluster, ['get', 'edep', 'with-status', '-n', ns]);
     const [header, row] = table.trim().split('\n');
-    expect(header?.split(/\s+/)).toEqual(['NAME', 'DEVICE', 'READY', 'MODULES', 'DESIRED-VERSION', 'AGE']);
-    expect(row?.split(/\s+/).slice(0, 5)).toEqual(['with-status', ns, 'False', '1/2', '1']);
+    expect(header?.split(/\s+/)).toEqual(['NAME', 'DEVICE', 'READY', 'MODULES', 'UPSTREAM', 'DESIRED-VERSION', 'AGE']);
+    expect(row?.split(/\s+/).slice(0, 6)).toEqual(['with-status', ns, 'False', '1/2', '<none>', '1']);
   });
 
   it('rejects a status that breaks the metav1.Condition shape', async () => {

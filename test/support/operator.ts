@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { load, loadAll } from 'js-yaml';
 import type { CertificateLifetimes } from '../../src/controller/device-trust.ts';
+import type { HubStatusTimings } from '../../src/controller/hub-status.ts';
 import { OperatorManager } from '../../src/controller/manager.ts';
 import { TwinSyncSupervisor } from '../../src/iothub/supervisor.ts';
 import type { TwinSyncTimings } from '../../src/iothub/twin-sync.ts';
@@ -111,7 +112,7 @@ export async function startTestOperator(
   kubeConfig: KubeConfig,
   namespaces: string[],
   settings: Partial<OperatorSettings> = {},
-  options: { twinSync?: { timings?: Partial<TwinSyncTimings> }; certificateLifetimes?: CertificateLifetimes } = {},
+  options: { twinSync?: { timings?: Partial<TwinSyncTimings> }; certificateLifetimes?: CertificateLifetimes; hubStatus?: Partial<HubStatusTimings> | false } = {},
 ): Promise<RunningOperator> {
   const requests: RunningOperator['requests'] = [];
   const manager = new OperatorManager({
@@ -122,6 +123,7 @@ export async function startTestOperator(
     logger: testLogger('operator-under-test'),
     onRequest: (method, path, code) => requests.push({ method, path, code }),
     ...(options.certificateLifetimes ? { certificateLifetimes: options.certificateLifetimes } : {}),
+    ...(options.hubStatus !== undefined ? { hubStatus: options.hubStatus } : {}),
   });
   await manager.start();
   let twinSync: TwinSyncSupervisor | undefined;

@@ -99,6 +99,10 @@ in each mode, so a missing rule fails a test. test/integration/helm.test.ts comp
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
+# The built-in hub's connection table (status.edgeHub): GET its /status through the API server's pod proxy.
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
 # Events on EdgeDeployments (created, never updated).
 - apiGroups: [""]
   resources: [events]

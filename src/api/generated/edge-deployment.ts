@@ -301,6 +301,7 @@ export interface EdgeDeploymentStatus {
    */
   routes?: RouteStatus[];
   iotHub?: IoTHubStatus;
+  edgeHub?: EdgeHubStatus;
 }
 /**
  * A condition in the metav1.Condition shape.
@@ -456,6 +457,68 @@ export interface IoTHubStatus {
    * The last connection error, if any (never a key or token).
    */
   message?: string;
+}
+/**
+ * The built-in edge hub's view (--edge-hub builtin): its connection table as edgeHub reports `clients` in its reported properties, and the state of $upstream. The operator reads it from the hub's /status endpoint through the API server's pod proxy and writes it only when it changes (counts at most once a minute).
+ */
+export interface EdgeHubStatus {
+  /**
+   * Module connections by client id (<deviceId>/<moduleId>), as edgeHub reports clients. Empty after the hub restarts, as edgeHub clears it.
+   */
+  clients?: {
+    [k: string]: EdgeHubClientStatus;
+  };
+  /**
+   * How many modules are connected to the hub now.
+   */
+  connectedClients?: number;
+  upstream?: EdgeHubUpstreamStatus;
+  /**
+   * Why the hub's status could not be read, when it could not (the table above is then the last one read).
+   */
+  message?: string;
+}
+/**
+ * One module's connection to the hub.
+ */
+export interface EdgeHubClientStatus {
+  /**
+   * Whether the module is connected to the hub now.
+   */
+  status: 'Connected' | 'Disconnected';
+  /**
+   * When the module last connected.
+   */
+  lastConnectedTimeUtc?: string;
+  /**
+   * When the module last disconnected.
+   */
+  lastDisconnectedTimeUtc?: string;
+}
+/**
+ * The state of $upstream, the route sink to IoT Hub.
+ */
+export interface EdgeHubUpstreamStatus {
+  /**
+   * Connected (IoT Hub reachable), Offline (IoT Hub unreachable: messages wait in the store and drain on reconnect) or Expiring (no IoT Hub, kubectl mode: $upstream messages wait until their time to live passes, then are dropped and counted).
+   */
+  state?: 'Connected' | 'Offline' | 'Expiring';
+  /**
+   * Whether the hub reaches IoT Hub.
+   */
+  connected?: boolean;
+  /**
+   * True when there is no IoT Hub (kubectl mode), so $upstream messages can only expire by their time to live.
+   */
+  expiring?: boolean;
+  /**
+   * Messages waiting in the $upstream queue.
+   */
+  queued?: number;
+  /**
+   * $upstream messages dropped because their time to live passed, since the hub started.
+   */
+  expired?: number;
 }
 
 export interface EdgeDeploymentList {

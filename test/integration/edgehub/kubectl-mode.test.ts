@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Message as MessageType, ModuleClient as ModuleClientType } from 'azure-iot-device';
 import { eventually, jsonMessage, metricValue, openModule, routesDocument, startHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
 import type { HubFiles, HubProcess } from '../../support/edgehub.ts';
+import type { HubStatusDocument } from '../../../src/edgehub/index.ts';
 
 const readings = 200;
 const temperature = (i: number) => 20 + (i % 10);
@@ -90,5 +91,21 @@ describe('built-in edge hub, kubectl mode (no IoT Hub)', () => {
     expect(await metricValue(hub.metricsUrl, 'edgehub_refused_connections_total', { protocol: 'amqp' })).toBe(1);
     expect(await metricValue(hub.metricsUrl, 'edgehub_refused_connections_total', { protocol: 'websocket' })).toBe(1);
     expect(hub.logs.some((l) => l.protocol === 'amqp' && String(l.msg).includes('refused a client speaking amqp'))).toBe(true);
+  });
+
+  it('serves its connection table and the expiring $upstream at /status, as edgeHub reports clients', async () => {
+    const status = async () => (await (await fetch(`${hub.metricsUrl}/status`)).json()) as HubStatusDocument;
+    const before = await status();
+    expect(before.clients[`${files.deviceId}/sensor`]).toMatchObject({ status: 'Connected' });
+    expect(before.clients[`${files.deviceId}/filter`]).toMatchObject({ status: 'Connected' });
+    const expiredHot = Array.from({ length: readings }, (_, i) => i).filter((i) => temperature(i) > 25).length;
+    expect(before.upstream).toMatchObject({ connected: false, expiring: true });
+    expect(before.upstream.expired).toBeGreaterThanOrEqual(expiredHot);
+    const sensor = clients[1] as ModuleClientType;
+    await sensor.close();
+    await eventually(async () => (await status()).clients[`${files.deviceId}/sensor`]?.status === 'Disconnected', 'the sensor to show Disconnected');
+    const after = (await status()).clients[`${files.deviceId}/sensor`]!;
+    expect(Date.parse(after.lastDisconnectedTimeUtc!)).toBeGreaterThanOrEqual(Date.parse(after.lastConnectedTimeUtc!));
+    expect(after.lastConnectedTimeUtc).toBe(before.clients[`${files.deviceId}/sensor`]!.lastConnectedTimeUtc);
   });
 });

@@ -100,13 +100,15 @@ describe('the EdgeDeployment CRD', () => {
     expect(fieldsOf('spec.agent.systemModules.edgeHub')).toEqual(fieldsOf('spec.agent.modules.*'));
   });
 
-  it('has a status subresource and the printer columns READY, MODULES, DESIRED-VERSION and AGE', () => {
+  it('has a status subresource and the printer columns READY, MODULES, UPSTREAM, DESIRED-VERSION and AGE', () => {
     const version = crd.spec.versions[0] as Node & { subresources: Node; additionalPrinterColumns: Node[] };
     expect(version.subresources).toEqual({ status: {} });
     const columns = Object.fromEntries(version.additionalPrinterColumns.map((c) => [String(c.name).toUpperCase(), c.jsonPath]));
     expect(columns).toMatchObject({
       READY: '.status.conditions[?(@.type=="Ready")].status',
       MODULES: '.status.moduleSummary',
+      UPSTREAM: '.status.edgeHub.upstream.state',
+      'HUB-CLIENTS': '.status.edgeHub.connectedClients',
       'DESIRED-VERSION': '.status.lastDesiredVersion',
       AGE: '.metadata.creationTimestamp',
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { acceptedHostNames, moduleKeys, serverChain, upstreamFromConnectionString } from '../../../src/edgehub/config.ts';
+import { ConnectionTable } from '../../../src/edgehub/connections.ts';
 import { Deliverer } from '../../../src/edgehub/delivery.ts';
 import type { DeliveryTarget } from '../../../src/edgehub/delivery.ts';
 import { sniffProtocol } from '../../../src/edgehub/listener.ts';
@@ -86,6 +87,7 @@ function memoryQueues(n: number): HubQueues & { acked: number[] } {
     },
     expire: () => [],
     stats: () => ({ lengths: new Map(), bytes: 0 }),
+    expiredSinceStart: () => 0,
     endpoints: () => ['e'],
     close: async () => undefined,
   };
@@ -143,5 +145,31 @@ describe('input property bag', () => {
   it('does not pass the sender\'s output name on to the receiving module', () => {
     const routed = routedFromTelemetry({ deviceId: 'd', moduleId: 's', topic: 't', body: Buffer.alloc(0), properties: {}, systemProperties: { '$.on': 'out' }, outputName: 'out', receivedAt: '2026-01-01T00:00:00.000Z' }, 's');
     expect(inputPropertyBag(routed).systemProperties['$.on']).toBeUndefined();
+  });
+});
+
+describe('connection table', () => {
+  const t = (s: number) => new Date(Date.UTC(2026, 11, 3, 12, 0, s));
+
+  it('keeps each module\'s last connect and disconnect times as edgeHub reports them in clients', () => {
+    const table = new ConnectionTable();
+    table.connected('d/sensor', t(1));
+    table.connected('d/filter', t(2));
+    table.disconnected('d/sensor', t(3));
+    expect(table.snapshot()).toEqual({
+      'd/filter': { status: 'Connected', lastConnectedTimeUtc: t(2).toISOString() },
+      'd/sensor': { status: 'Disconnected', lastConnectedTimeUtc: t(1).toISOString(), lastDisconnectedTimeUtc: t(3).toISOString() },
+    });
+    table.connected('d/sensor', t(4));
+    expect(table.snapshot()['d/sensor']).toEqual({ status: 'Connected', lastConnectedTimeUtc: t(4).toISOString(), lastDisconnectedTimeUtc: t(3).toISOString() });
+    expect(table.connectedCount).toBe(2);
+  });
+
+  it('keeps a module Connected when its old connection closes after a new one took over', () => {
+    const table = new ConnectionTable();
+    table.connected('d/m', t(1));
+    table.connected('d/m', t(2));
+    table.disconnected('d/m', t(3), true);
+    expect(table.snapshot()['d/m']).toEqual({ status: 'Connected', lastConnectedTimeUtc: t(2).toISOString() });
   });
 });
