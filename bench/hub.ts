@@ -8,6 +8,7 @@
 // Figures only; no assertions. Ratios are to the ~20 msg/s module-to-module that edgeHub users report.
 //   npm run bench -- hub [--messages 20000] [--window 500] [--rate 5000] [--rate-seconds 3]
 //                        [--only module-to-module] [--profile-dir <dir>: a CPU profile of the hub process]
+// Module → module runs twice: the store syncing in the background (default) and inline (the store before).
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -207,8 +208,8 @@ function hubCredentials(files: HubFiles, hostName: string): Endpoint['credential
   };
 }
 
-async function moduleToModule(options: Options): Promise<{ flood: RunResult; paced: RunResult; files: HubFiles }> {
-  const files = writeHubFiles({ deviceId, routes: routesDocument({ hot: 'FROM /messages/modules/sensor/outputs/out WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/in")' }) });
+async function moduleToModule(options: Options, storeFsync: 'background' | 'inline' = 'background'): Promise<{ flood: RunResult; paced: RunResult; files: HubFiles }> {
+  const files = writeHubFiles({ deviceId, routes: routesDocument({ hot: 'FROM /messages/modules/sensor/outputs/out WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/in")' }), storeFsync });
   const hub = await startHub(files, options.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profileDir}` } : {});
   try {
     const endpoint: Endpoint = { port: hub.port, ca: files.ca.cert, credentials: hubCredentials(files, `${deviceId}.local`) };
@@ -304,8 +305,12 @@ export async function main(args: string[]): Promise<void> {
   console.log(`hub bench: 1 KB JSON, QoS 1, flood ${options.messages} messages with ${options.window} in flight; paced ${options.rate} msg/s for ${options.rateSeconds} s`);
 
   const a = await moduleToModule(options);
+  // The same with the store's fsync inline on the event loop (SQLite synchronous=FULL): the store before the background sync.
+  const inline = await moduleToModule(options, 'inline');
   if (options.only === 'module-to-module') {
-    console.log(`hub module → route WHERE → module: flood ${fmt(a.flood.messagesPerSecond)} msg/s (p50 ${fmt(a.flood.p50, 1)} ms, p99 ${fmt(a.flood.p99, 1)} ms); paced p50 ${fmt(a.paced.p50, 1)} ms, p99 ${fmt(a.paced.p99, 1)} ms`);
+    for (const [name, r] of [['fsync background', a], ['fsync inline', inline]] as const) {
+      console.log(`hub module → route WHERE → module (${name}): flood ${fmt(r.flood.messagesPerSecond)} msg/s (p50 ${fmt(r.flood.p50, 1)} ms, p99 ${fmt(r.flood.p99, 1)} ms); paced p50 ${fmt(r.paced.p50, 1)} ms, p99 ${fmt(r.paced.p99, 1)} ms`);
+    }
     return;
   }
   const relay = await startRelay(a.files);
@@ -320,7 +325,8 @@ export async function main(args: string[]): Promise<void> {
   const rows: Array<[string, RunResult | undefined, RunResult | undefined]> = [
     ['plain aedes relay (TLS, no auth/routing/persistence)', aedes.flood, aedes.paced],
     [mosquittoProcess ? 'Debian mosquitto (TLS, no persistence)' : 'Debian mosquitto: not installed', mosquitto?.flood, mosquitto?.paced],
-    ['hub: module → route WHERE → module (durable)', a.flood, a.paced],
+    ['hub: module → route WHERE → module (durable, fsync background)', a.flood, a.paced],
+    ['hub: module → route WHERE → module (durable, fsync inline: before)', inline.flood, inline.paced],
     ['hub: module → $upstream → emulator', b, undefined],
   ];
   console.log('\n| path | flood msg/s | flood p50 ms | flood p99 ms | paced p50 ms | paced p99 ms | × edgeHub (~20 msg/s) |');

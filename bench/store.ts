@@ -1,29 +1,41 @@
 // The message store: 1 KB messages enqueued (one enqueue per message, `--window` of them in flight,
 // as a broker with many unacknowledged QoS 1 publishes would), checked out and acked, until all are
 // gone. Printed next to the physical floor measured in the same run: the same bytes appended to a
-// plain file, one write and one fsync per batch of the same size the store committed. Figures only.
+// plain file, one write and one fsync per batch of the same size the store committed. Durability
+// 'full' runs twice, fsync in the background (the default) and inline (SQLite's synchronous=FULL, the
+// store before the background sync): the event loop's utilisation and delay say what each costs the
+// hub's other work. Figures only.
 //   npm run bench -- store [--messages 50000] [--size 1024] [--window 1000] [--ttl 7200 (seconds; 0 = none)]
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { MessageStore } from '../src/store/index.ts';
 import { option, percentile } from './support.ts';
 
 interface StoreRun {
   seconds: number;
   commits: number;
+  syncs: number;
   enqueueLatencyMs: number[];
+  /** How late a 1 ms timer fired: the longest synchronous stretches, the store's commits among them. */
+  eventLoopDelayP99Ms: number;
+  eventLoopDelayMaxMs: number;
 }
 
-async function runStore(dir: string, durability: 'full' | 'normal', messages: number, size: number, window: number, ttlMs: number | undefined): Promise<StoreRun> {
-  const store = await MessageStore.open(dir, { maxBytes: 8 * 1024 * 1024 * 1024, durability });
+type Mode = { name: string; durability: 'full' | 'normal'; fsync: 'background' | 'inline' };
+
+async function runStore(dir: string, mode: Mode, messages: number, size: number, window: number, ttlMs: number | undefined): Promise<StoreRun> {
+  const store = await MessageStore.open(dir, { maxBytes: 8 * 1024 * 1024 * 1024, durability: mode.durability, fsync: mode.fsync });
   const body = Buffer.alloc(size, 0x61);
   const latencies: number[] = [];
   let issued = 0;
   let acked = 0;
   const start = performance.now();
   const commitsBefore = store.commits;
+  const syncsBefore = store.syncs;
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
 
   await new Promise<void>((resolve, reject) => {
     const issue = (): void => {
@@ -49,9 +61,11 @@ async function runStore(dir: string, durability: 'full' | 'normal', messages: nu
   });
   await store.flush();
   const seconds = (performance.now() - start) / 1000;
+  delay.disable();
   const commits = store.commits - commitsBefore;
+  const syncs = store.syncs - syncsBefore;
   await store.close();
-  return { seconds, commits, enqueueLatencyMs: latencies };
+  return { seconds, commits, syncs, enqueueLatencyMs: latencies, eventLoopDelayP99Ms: delay.percentile(99) / 1e6, eventLoopDelayMaxMs: delay.max / 1e6 };
 }
 
 /** The floor: the same bytes appended to one file, one write (and fsync when durable) per batch. */
@@ -77,16 +91,23 @@ export async function main(args: string[]): Promise<void> {
   const window = Number(option(args, '--window') ?? 1000);
   const ttl = Number(option(args, '--ttl') ?? 7200);
   console.log(`store bench: ${messages} messages of ${size} B with a ${ttl > 0 ? `${ttl} s` : 'no'} time to live, ${window} enqueues in flight, enqueue + checkout + ack`);
-  for (const durability of ['full', 'normal'] as const) {
+  const modes: Mode[] = [
+    { name: 'durability full, fsync in the background (default)', durability: 'full', fsync: 'background' },
+    { name: 'durability full, fsync inline (synchronous=FULL: the store before background sync)', durability: 'full', fsync: 'inline' },
+    { name: 'durability normal (synchronous=NORMAL, no fsync per commit)', durability: 'normal', fsync: 'background' },
+  ];
+  for (const mode of modes) {
     const dir = mkdtempSync(join(tmpdir(), 'ieo-bench-store-'));
     try {
-      const run = await runStore(dir, durability, messages, size, window, ttl > 0 ? ttl * 1000 : undefined);
+      const run = await runStore(dir, mode, messages, size, window, ttl > 0 ? ttl * 1000 : undefined);
       const batch = Math.max(1, Math.round(messages / Math.max(1, run.commits)));
-      const fileSeconds = runFileBaseline(dir, durability === 'full', messages, size, batch);
-      console.log(`\nsynchronous=${durability.toUpperCase()}`);
-      console.log(`  store (enqueue+ack):           ${rate(messages, run.seconds)}  (${run.commits} group commits, ~${batch} messages each)`);
+      const durable = mode.durability === 'full';
+      const fileSeconds = runFileBaseline(dir, durable, messages, size, batch);
+      console.log(`\n${mode.name}`);
+      console.log(`  store (enqueue+ack):           ${rate(messages, run.seconds)}  (${run.commits} group commits, ~${batch} messages each${mode.fsync === 'background' && durable ? `; ${run.syncs} background syncs` : ''})`);
       console.log(`  enqueue → durable latency:      p50 ${percentile(run.enqueueLatencyMs, 50).toFixed(1)} ms, p99 ${percentile(run.enqueueLatencyMs, 99).toFixed(1)} ms`);
-      console.log(`  baseline (append${durability === 'full' ? ' + fsync' : ''} per batch): ${rate(messages, fileSeconds)}`);
+      console.log(`  event loop delay:               p99 ${run.eventLoopDelayP99Ms.toFixed(1)} ms, max ${run.eventLoopDelayMaxMs.toFixed(1)} ms`);
+      console.log(`  baseline (append${durable ? ' + fsync' : ''} per batch): ${rate(messages, fileSeconds)}`);
       console.log(`  store / baseline:               ${(fileSeconds / run.seconds).toFixed(2)}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

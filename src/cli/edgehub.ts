@@ -19,6 +19,7 @@ interface EdgeHubCliFlags {
   metricsBindAddress: string;
   healthProbeBindAddress: string;
   storeMaxBytes?: string;
+  storeFsync: 'background' | 'inline';
   logLevel: string;
 }
 
@@ -41,6 +42,7 @@ function toHubFlags(flags: EdgeHubCliFlags): HubFlags {
     metricsBindAddress: flags.metricsBindAddress,
     healthProbeBindAddress: flags.healthProbeBindAddress,
     ...(storeMaxBytes !== undefined ? { storeMaxBytes } : {}),
+    storeFsync: flags.storeFsync,
   };
 }
 
@@ -59,6 +61,7 @@ export function edgeHubCommand(): Command {
     .addOption(flag('--metrics-bind-address <host:port>', 'METRICS_BIND_ADDRESS', 'address of /metrics; "0" disables it').default('0.0.0.0:9600'))
     .addOption(flag('--health-probe-bind-address <host:port>', 'HEALTH_PROBE_BIND_ADDRESS', 'address of /healthz and /readyz; "0" disables it').default('0.0.0.0:8081'))
     .addOption(flag('--store-max-bytes <bytes>', 'STORE_MAX_BYTES', 'disk budget of the store (default: 90% of its file system)'))
+    .addOption(flag('--store-fsync <where>', 'STORE_FSYNC', 'where the store syncs each group commit before PUBACK: background (libuv thread pool, off the event loop) or inline (SQLite synchronous=FULL)').choices(['background', 'inline']).default('background'))
     .addOption(flag('--log-level <level>', 'LOG_LEVEL', 'trace, debug, info, warn, error').default('info'))
     .action(async (flags: EdgeHubCliFlags) => {
       if (!isLogLevel(flags.logLevel)) throw new Error(`--log-level: "${flags.logLevel}" is not a log level`);

@@ -19,6 +19,8 @@ export interface HubFlags {
   healthProbeBindAddress: string;
   /** Disk budget of the store in bytes; default 90% of the store's file system. */
   storeMaxBytes?: number;
+  /** Where the store's fsync runs: on libuv's thread pool (default) or inside SQLite's COMMIT on the event loop. */
+  storeFsync?: 'background' | 'inline';
 }
 
 export interface UpstreamSettings {
@@ -41,6 +43,7 @@ export interface HubConfig {
   metricsBindAddress: string;
   healthProbeBindAddress: string;
   storeMaxBytes: number;
+  storeFsync: 'background' | 'inline';
 }
 
 export class HubConfigError extends Error {
@@ -110,6 +113,7 @@ export function loadHubConfig(flags: HubFlags): HubConfig {
     metricsBindAddress: flags.metricsBindAddress,
     healthProbeBindAddress: flags.healthProbeBindAddress,
     storeMaxBytes: flags.storeMaxBytes ?? defaultStoreBudget(flags.storeDir),
+    storeFsync: flags.storeFsync ?? 'background',
   };
 }
 

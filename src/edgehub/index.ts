@@ -25,7 +25,7 @@ export interface RunningHub {
 export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Promise<RunningHub> {
   mkdirSync(flags.storeDir, { recursive: true });
   const config = loadHubConfig(flags);
-  const queues = await openHubQueues(config.storeDir, config.storeMaxBytes);
+  const queues = await openHubQueues(config.storeDir, config.storeMaxBytes, 'full', config.storeFsync);
   const metrics = new HubMetrics();
   const hub = new EdgeHub({ config, queues, metrics, logger });
   const checks = new HealthChecks();

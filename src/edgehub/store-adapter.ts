@@ -4,8 +4,8 @@
 import { MessageStore } from '../store/index.ts';
 import type { EnqueueItem, ExpiredCount, HubQueues, StoredEntry } from './queues.ts';
 
-export async function openHubQueues(dir: string, maxBytes: number, durability: 'full' | 'normal' = 'full'): Promise<HubQueues> {
-  const store = await MessageStore.open(dir, { maxBytes, durability });
+export async function openHubQueues(dir: string, maxBytes: number, durability: 'full' | 'normal' = 'full', fsync: 'background' | 'inline' = 'background'): Promise<HubQueues> {
+  const store = await MessageStore.open(dir, { maxBytes, durability, fsync });
   const expiredSeen = new Map<string, number>(Object.entries(store.stats()).map(([e, s]) => [e, s.expired]));
   return {
     async enqueue(items: EnqueueItem[]): Promise<void> {

@@ -1,10 +1,19 @@
 // Durable per-endpoint message queues in one SQLite database (Node's built-in node:sqlite, WAL).
 // Writes are group-committed: every enqueue and ack of one event-loop turn goes into a single
 // transaction, committed (and, with durability 'full', fsynced) once; enqueue promises resolve
-// only after that commit. Delivery state (what is checked out) lives in memory: after a restart
-// every stored message is pending again, which is what at-least-once allows.
+// only after that commit is durable. Delivery state (what is checked out) lives in memory: after a
+// restart every stored message is pending again, which is what at-least-once allows.
+//
+// The fsync runs off the event loop (fsync 'background', the default): SQLite commits with
+// synchronous=NORMAL, which writes the transaction's WAL frames without syncing them (and still syncs
+// around checkpoints, so the database stays consistent), then fdatasync of the WAL file runs on
+// libuv's thread pool and the commit's enqueues resolve when it returns. Commits made while a sync
+// runs wait for the next one, which covers them all (group commit of the syncs). The result is what
+// synchronous=FULL gives, an acknowledged message survives power loss, without the event loop waiting
+// on the disk. fsync 'inline' is SQLite's own synchronous=FULL, the sync inside COMMIT.
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { StatementSync } from 'node:sqlite';
@@ -18,6 +27,11 @@ export interface StoreOptions {
    * message survives power loss. 'normal': survives a crash of the process but not of the machine.
    */
   durability?: 'full' | 'normal';
+  /**
+   * With durability 'full': 'background' (default) syncs the WAL on libuv's thread pool after each group
+   * commit, off the event loop; 'inline' lets SQLite sync inside COMMIT (synchronous=FULL), on the caller's thread.
+   */
+  fsync?: 'background' | 'inline';
   /**
    * Committed messages not yet checked out are also kept in memory up to this many bytes (default
    * 32 MiB), so checkout reads the disk only for a backlog beyond it or after a restart.
@@ -113,6 +127,12 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** What waits for a commit to be durable: an enqueue's or a flush's completion. */
+interface Durable {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 const schema = `
 CREATE TABLE IF NOT EXISTS endpoints (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS messages (
@@ -162,6 +182,13 @@ export class MessageStore {
   private flushWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private closed = false;
   private commitCount = 0;
+  /** Background fsync: the WAL file, its inode, the completions of commits written but not synced yet, and whether a sync runs. */
+  private readonly backgroundSync: boolean;
+  private wal: { fd: number; ino: number } | undefined;
+  private unsynced: Durable[] = [];
+  private syncing = false;
+  private syncCount = 0;
+  private idleWaiters: Array<() => void> = [];
 
   private constructor(path: string, options: StoreOptions) {
     this.path = path;
@@ -174,7 +201,9 @@ export class MessageStore {
     // EXCLUSIVE: one process owns the queues (a second opener gets SQLITE_BUSY), and WAL needs no shared memory file.
     this.db.exec('PRAGMA locking_mode = EXCLUSIVE');
     this.db.exec('PRAGMA journal_mode = WAL');
-    this.db.exec(`PRAGMA synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.backgroundSync = options.durability !== 'normal' && options.fsync !== 'inline';
+    // Background sync: SQLite does not sync at COMMIT (NORMAL); this store syncs the WAL itself, off the event loop.
+    this.db.exec(`PRAGMA synchronous = ${options.durability === 'normal' || this.backgroundSync ? 'NORMAL' : 'FULL'}`);
     // Checkpoint every ~40 MB of WAL rather than 4 MB: messages acked soon after they are stored
     // then rarely reach the database file at all. The WAL is truncated back to 64 MB at most.
     this.db.exec('PRAGMA wal_autocheckpoint = 2500');
@@ -189,6 +218,8 @@ export class MessageStore {
       head: this.db.prepare('SELECT seq, expires_at, bytes FROM messages WHERE endpoint = ? AND priority = ? AND seq > ? ORDER BY seq LIMIT 256'),
     };
     this.nextSeq = this.load();
+    // The schema was just written (or the file opened): make the WAL and its directory entry durable once.
+    if (this.backgroundSync) this.syncWalNow();
   }
 
   /** Opens (creating if needed) the store in `dir`. Everything stored before is pending again. */
@@ -300,6 +331,7 @@ export class MessageStore {
       return;
     }
     for (const seq of deleting) this.deleting.delete(seq);
+    const done: Durable[] = [];
     for (const w of waiters) {
       const seqs: number[] = [];
       for (const i of w.inserts) {
@@ -310,9 +342,75 @@ export class MessageStore {
         this.addPending(levelOf(i.queue, i.priority), i, now);
         seqs.push(i.seq);
       }
-      w.resolve(seqs);
+      done.push({ resolve: () => w.resolve(seqs), reject: w.reject });
     }
-    for (const f of flushWaiters) f.resolve();
+    done.push(...flushWaiters);
+    // The commit is in memory and on disk (not yet synced with background fsync): what it stored may be
+    // checked out now; a crash before the sync loses it unacknowledged, and the sender sends it again.
+    if (this.backgroundSync) this.syncInBackground(done);
+    else for (const d of done) d.resolve();
+  }
+
+  /** Resolves `done` once an fdatasync of the WAL that began after this commit returns. */
+  private syncInBackground(done: Durable[]): void {
+    // A commit of deletes alone waits for nobody: the next sync makes it durable with the rest.
+    if (done.length === 0) return;
+    this.unsynced.push(...done);
+    if (!this.syncing) this.startSync();
+  }
+
+  private startSync(): void {
+    const batch = this.unsynced;
+    this.unsynced = [];
+    let fd: number;
+    try {
+      fd = this.walFd();
+    } catch (err) {
+      this.failSync(batch, err);
+      return;
+    }
+    this.syncing = true;
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      this.syncCount++;
+      if (err) this.failSync(batch, err);
+      else for (const d of batch) d.resolve();
+      if (this.unsynced.length > 0) this.startSync();
+      else for (const idle of this.idleWaiters.splice(0)) idle();
+    });
+  }
+
+  private failSync(batch: Durable[], err: unknown): void {
+    // The rows are committed but may not be on the disk: nothing of them is acknowledged (their senders send
+    // again; duplicates are what at-least-once allows), and the next commit syncs again.
+    const error = new StoreWriteError(`message store sync failed: ${err instanceof Error ? err.message : String(err)}`);
+    for (const d of batch) d.reject(error);
+  }
+
+  /**
+   * The WAL's descriptor for fdatasync. SQLite keeps its WAL file while it holds the database in EXCLUSIVE
+   * mode; should the file ever be another (deleted and made again), it is opened again and its directory synced.
+   */
+  private walFd(): number {
+    const walPath = `${this.path}-wal`;
+    const ino = statSync(walPath).ino;
+    if (this.wal?.ino === ino) return this.wal.fd;
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
+    const fd = openSync(walPath, 'r');
+    this.wal = { fd, ino };
+    const dir = openSync(dirname(walPath), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+    return fd;
+  }
+
+  /** A synchronous sync of the WAL, at open. */
+  private syncWalNow(): void {
+    fsyncSync(this.walFd());
   }
 
   /** A committed message joins its level: in the cache when it fits and nothing older waits on disk. */
@@ -550,6 +648,11 @@ export class MessageStore {
     return this.commitCount;
   }
 
+  /** Background fsyncs of the WAL made since the store was opened (each covers one or more commits). */
+  get syncs(): number {
+    return this.syncCount;
+  }
+
   /** Bytes of the budget in use (stored plus being stored). */
   get bytesUsed(): number {
     return this.usedBytes + this.reservedBytes;
@@ -557,7 +660,7 @@ export class MessageStore {
 
   /** Waits until everything enqueued, acked or expired so far is committed. */
   flush(): Promise<void> {
-    if (!this.flushScheduled && this.waiters.length === 0) return Promise.resolve();
+    if (!this.flushScheduled && this.waiters.length === 0 && !this.syncing && this.unsynced.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.flushWaiters.push({ resolve, reject });
       this.scheduleFlush();
@@ -568,7 +671,10 @@ export class MessageStore {
     if (this.closed) return;
     await this.flush().catch(() => undefined);
     this.closed = true;
+    if (this.syncing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.db.close();
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
   }
 }
 

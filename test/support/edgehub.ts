@@ -34,7 +34,7 @@ export function routesDocument(routes: Record<string, string | { route: string; 
   return JSON.stringify({ schemaVersion: '1.1', routes, storeAndForwardConfiguration: { timeToLiveSecs } }, null, 2);
 }
 
-export function writeHubFiles(options: { deviceId?: string; routes: string; upstreamConnectionString?: string; storeMaxBytes?: number; port?: number }): HubFiles {
+export function writeHubFiles(options: { deviceId?: string; routes: string; upstreamConnectionString?: string; storeMaxBytes?: number; port?: number; storeFsync?: 'background' | 'inline' }): HubFiles {
   const dir = mkdtempSync(join(tmpdir(), 'edgehub-test-'));
   const deviceId = options.deviceId ?? 'dev1';
   const rootKey = randomBytes(32).toString('base64');
@@ -62,6 +62,7 @@ export function writeHubFiles(options: { deviceId?: string; routes: string; upst
     '--health-probe-bind-address', '127.0.0.1:0',
     ...(options.upstreamConnectionString ? ['--upstream-connection-string-file', file('upstream', options.upstreamConnectionString)] : []),
     ...(options.storeMaxBytes !== undefined ? ['--store-max-bytes', String(options.storeMaxBytes)] : []),
+    ...(options.storeFsync !== undefined ? ['--store-fsync', options.storeFsync] : []),
   ];
   return { dir, deviceId, rootKey, ca, caFile, routesFile, storeDir, args };
 }

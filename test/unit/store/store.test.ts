@@ -261,3 +261,44 @@ describe('runs', () => {
     expect(runs([])).toEqual([]);
   });
 });
+
+describe('durability full with the fsync in the background', () => {
+  it('resolves an enqueue only after a sync of the WAL that began after its commit, and covers several commits with one sync', async () => {
+    const { store } = await open({ fsync: 'background' });
+    const syncsAtStart = store.syncs;
+    const resolvedAfter: number[] = [];
+    const pending: Promise<unknown>[] = [];
+    // Commits in successive event-loop turns while a sync may be running: each resolves only behind a finished sync.
+    for (let turn = 0; turn < 20; turn++) {
+      const syncsBefore = store.syncs;
+      pending.push(store.enqueue([item('e', `m${turn}`)]).then(() => resolvedAfter.push(store.syncs - syncsBefore)));
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(pending);
+    expect(resolvedAfter).toHaveLength(20);
+    expect(resolvedAfter.every((n) => n >= 1)).toBe(true);
+    expect(store.commits).toBeGreaterThanOrEqual(20);
+    expect(store.syncs - syncsAtStart).toBeLessThanOrEqual(store.commits);
+    expect(texts(store.checkout('e', 100))).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    await store.close();
+  });
+
+  it('makes no background sync with fsync inline or durability normal (SQLite syncs, or nobody does)', async () => {
+    for (const options of [{ fsync: 'inline' as const }, { durability: 'normal' as const }]) {
+      const { store } = await open(options);
+      await store.enqueue([item('e', 'x')]);
+      expect(store.syncs).toBe(0);
+      await store.close();
+    }
+  });
+
+  it('keeps what it stored across a reopen, and closes only after its last sync', async () => {
+    const { store, dir } = await open({ fsync: 'background' });
+    const writes = Array.from({ length: 50 }, (_, i) => store.enqueue([item('e', `k${i}`)]));
+    await store.close();
+    await Promise.all(writes);
+    const { store: again } = await open({ fsync: 'background' }, dir);
+    expect(texts(again.checkout('e', 100))).toEqual(Array.from({ length: 50 }, (_, i) => `k${i}`));
+    await again.close();
+  });
+});
