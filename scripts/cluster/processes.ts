@@ -70,10 +70,19 @@ export function isOurProcess(pid: number | undefined, binary: string, dir?: stri
 /** SIGTERM, then SIGKILL after `graceMs`, for each PID that `ours` still recognises. */
 export async function stopPids(pids: number[], ours: (pid: number) => boolean, graceMs = 10_000): Promise<void> {
   const running = pids.filter(ours);
-  for (const pid of running) process.kill(pid, 'SIGTERM');
+  for (const pid of running) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && running.some(ours)) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of running) if (ours(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of running) if (ours(pid)) signal(pid, 'SIGKILL');
+}
+
+/** A process that exits between the check and the signal (ESRCH) is what stopping wanted. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
 }
 
 export async function kubectl(state: { bin: string; kubeconfig: string }, args: string[], input?: string): Promise<string> {

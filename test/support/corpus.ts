@@ -180,7 +180,7 @@ export const realShapedManifest: fc.Arbitrary<Json> = fc.record({
 /** Every security policy allowed: the corpus measures translation, not policy. */
 export const corpusSettings = settingsWith({
   allowPrivileged: true, allowHostNetwork: true, allowHostPid: true, allowHostIpc: true,
-  allowHostPath: true, allowAddedCapabilities: true, allowDevices: true,
+  allowHostPath: true, allowAddedCapabilities: true, allowDevices: true, allowUnsafeSysctls: true, podSecurity: 'privileged',
 });
 
 export interface CorpusFigures {
