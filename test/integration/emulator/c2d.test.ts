@@ -11,10 +11,9 @@ import type { Message as MessageType } from 'azure-iot-common';
 import device from 'azure-iot-device';
 import type { Client as DeviceClientType } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
 import type { FeedbackRecord } from '../../../src/emulator/c2d.ts';
-import { trustForServiceSdk } from './sdk.ts';
+import { startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -66,9 +65,7 @@ function serviceMessage(body: string, messageId: string, ack: string): MessageTy
 }
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   for (const deviceId of ['c2d-online', 'c2d-later', 'c2d-expiry', 'c2d-full', 'c2d-ws']) await registry.create({ deviceId } as never);
   service = iothub.Client.fromConnectionString(hub.serviceConnectionString);
   await service.open();

@@ -3,19 +3,16 @@
 // CRUD with etags, targetCondition over tags, priority, layered merge, re-evaluation when tags change,
 // systemMetrics and custom metrics, and the desired notification a module client receives.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { desiredVersion, openModuleClient, trustForServiceSdk } from './sdk.ts';
+import { desiredVersion, openModuleClient, startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
 });
 
 afterAll(async () => {

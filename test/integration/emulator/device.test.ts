@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import iothub from 'azure-iothub';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
 import type { ModuleClient as ModuleClientType, Twin } from 'azure-iot-device';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { desiredVersion, Message, openModuleClient, trustForServiceSdk, updateReported } from './sdk.ts';
+import { desiredVersion, Message, openModuleClient, startEmulatorWithRegistry, updateReported } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -17,9 +16,7 @@ let twin: Twin;
 const desiredTopic = '$iothub/twin/PATCH/properties/desired/?$version=0';
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   service = iothub.Client.fromConnectionString(hub.serviceConnectionString);
   await registry.create({ deviceId: 'edge-dev', capabilities: { iotEdge: true } } as never);
   agent = await openModuleClient(hub, 'edge-dev', '$edgeAgent');

@@ -6,9 +6,8 @@ import type { JobClient, Registry } from 'azure-iothub';
 import device from 'azure-iot-device';
 import type { Client as DeviceClientType } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { trustForServiceSdk } from './sdk.ts';
+import { startEmulatorWithRegistry } from './sdk.ts';
 
 interface JobJson {
   jobId: string;
@@ -37,9 +36,7 @@ async function finished(jobId: string): Promise<JobJson> {
 }
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   for (const deviceId of ['job-a', 'job-b', 'job-c']) await registry.create({ deviceId } as never);
   jobs = iothub.JobClient.fromConnectionString(hub.serviceConnectionString);
   leaf = device.Client.fromConnectionString(hub.deviceConnectionString('job-a'), mqtt.Mqtt);

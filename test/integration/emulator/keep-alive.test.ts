@@ -4,11 +4,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Agent, request } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { trustForServiceSdk } from './sdk.ts';
+import { startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -16,9 +14,7 @@ let registry: Registry;
 const idleGapMs = 6500;
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   await registry.create({ deviceId: 'keep-alive' } as never);
 });
 

@@ -9,9 +9,8 @@ import device from 'azure-iot-device';
 import type { Client as DeviceClientType, ModuleClient as ModuleClientType } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
 import { WebSocket } from 'ws';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { desiredVersion, Message, trustForServiceSdk, updateReported } from './sdk.ts';
+import { desiredVersion, Message, startEmulatorWithRegistry, updateReported } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -20,9 +19,7 @@ let leaf: DeviceClientType;
 let module: ModuleClientType;
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   service = iothub.Client.fromConnectionString(hub.serviceConnectionString);
   await registry.create({ deviceId: 'ws-leaf' } as never);
   await registry.create({ deviceId: 'ws-edge', capabilities: { iotEdge: true } } as never);

@@ -2,19 +2,15 @@
 // through device and module twins; projections and COUNT come back as plain JSON; a query the hub
 // cannot parse is a 400 the SDK maps to an ArgumentError.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { trustForServiceSdk } from './sdk.ts';
+import { startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   for (let i = 1; i <= 5; i++) {
     const deviceId = `q-edge-${i}`;
     await registry.create({ deviceId, capabilities: { iotEdge: true } } as never);

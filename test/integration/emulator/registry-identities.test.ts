@@ -6,12 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import device from 'azure-iot-device';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 import { signSas } from '../../../src/runtime/sas.ts';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { Mqtt, trustForServiceSdk } from './sdk.ts';
+import { Mqtt, startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -20,9 +18,7 @@ const sha1 = () => createHash('sha1').update(randomBytes(16)).digest('hex').toUp
 const sha256 = () => createHash('sha256').update(randomBytes(16)).digest('hex').toUpperCase();
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
 });
 
 afterAll(async () => {

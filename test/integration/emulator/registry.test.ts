@@ -8,20 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 import { signSas } from '../../../src/runtime/sas.ts';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { trustForServiceSdk } from './sdk.ts';
+import { startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
 });
 
 afterAll(async () => {

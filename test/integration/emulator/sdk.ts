@@ -3,6 +3,9 @@ import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import device from 'azure-iot-device';
 import type { ModuleClient as ModuleClientType, Twin } from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
+import iothub from 'azure-iothub';
+import type { Registry } from 'azure-iothub';
+import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
 
 /**
@@ -12,6 +15,13 @@ import type { HubEmulator } from '../../../src/emulator/index.ts';
 export function trustForServiceSdk(hub: HubEmulator): void {
   const current = getCACertificates('default');
   if (!current.includes(hub.caCertPem)) setDefaultCACertificates([...current, hub.caCertPem]);
+}
+
+/** An emulator on loopback and the service SDK's Registry on it, trusting its CA. */
+export async function startEmulatorWithRegistry(): Promise<{ hub: HubEmulator; registry: Registry }> {
+  const hub = await startHubEmulator();
+  trustForServiceSdk(hub);
+  return { hub, registry: iothub.Registry.fromConnectionString(hub.serviceConnectionString) };
 }
 
 /** A ModuleClient over MQTT that trusts the emulator CA, opened. */

@@ -5,12 +5,10 @@ import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import device from 'azure-iot-device';
 import type { Client as DeviceClient, Twin as DeviceTwin } from 'azure-iot-device';
-import iothub from 'azure-iothub';
 import type { Registry } from 'azure-iothub';
 import { signSas } from '../../../src/runtime/sas.ts';
-import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { desiredVersion, Mqtt, trustForServiceSdk } from './sdk.ts';
+import { desiredVersion, Mqtt, startEmulatorWithRegistry } from './sdk.ts';
 
 let hub: HubEmulator;
 let registry: Registry;
@@ -40,9 +38,7 @@ function putTwin(body: unknown): Promise<{ status: number; body: any }> {
 }
 
 beforeAll(async () => {
-  hub = await startHubEmulator();
-  trustForServiceSdk(hub);
-  registry = iothub.Registry.fromConnectionString(hub.serviceConnectionString);
+  ({ hub, registry } = await startEmulatorWithRegistry());
   await registry.create({ deviceId } as never);
   client = device.Client.fromConnectionString(hub.deviceConnectionString(deviceId), Mqtt);
   await client.setOptions({ ca: hub.caCertPem });
