@@ -3,14 +3,13 @@
 // The operator pod runs on edge-worker-0 with the in-cluster config and nothing but the chart's
 // ServiceAccount and RBAC, and reconciles a sample to Ready whose modules are real containers there.
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { operatorImage } from '../../scripts/images/build.ts';
-import { binary, createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
+import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster, helm as helmIn } from '../support/cluster.ts';
 import { ensureCrd } from '../support/operator.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
 
@@ -21,19 +20,7 @@ const [imageRepository, imageTag] = operatorImage.split(/:(?=[^:]+$)/) as [strin
 const namespaces: string[] = [];
 const releases: { name: string; namespace: string }[] = [];
 
-async function helm(...args: string[]): Promise<string> {
-  const child = spawn(binary(cluster, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`helm ${args.slice(0, 2).join(' ')} failed (${code}): ${stderr.trim()}`);
-  return stdout;
-}
+const helm = (...args: string[]) => helmIn(cluster, ...args);
 
 async function realNamespace(prefix: string): Promise<string> {
   const ns = await createTestNamespace(cluster, prefix, 'real');

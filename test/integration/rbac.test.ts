@@ -4,7 +4,6 @@
 // the things the rights must NOT allow are tried as that ServiceAccount: each must fail, by RBAC (403) or by
 // the chart's admission policy. SubjectAccessReviews check the shape of the grants quickly; the real
 // requests (kubectl --as the ServiceAccount) check that the API server enforces them.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -12,7 +11,7 @@ import { AuthorizationV1Api, RbacAuthorizationV1Api, type V1ResourceAttributes, 
 import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { labelKeys, managedBy } from '../../src/translate/names.ts';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
-import { binary, createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
+import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster, helm as helmIn } from '../support/cluster.ts';
 import { ensureCrd, serviceAccountKubeConfig, startTestOperator, type RunningOperator } from '../support/operator.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
 
@@ -23,19 +22,7 @@ const rbacApi = cluster.kc.makeApiClient(RbacAuthorizationV1Api);
 const namespaces: string[] = [];
 const releases: { name: string; namespace: string }[] = [];
 
-async function helm(...args: string[]): Promise<string> {
-  const child = spawn(binary(cluster, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`helm ${args.slice(0, 2).join(' ')} failed (${code}): ${stderr.trim()}`);
-  return stdout;
-}
+const helm = (...args: string[]) => helmIn(cluster, ...args);
 
 async function namespace(prefix: string): Promise<string> {
   const ns = await createTestNamespace(cluster, prefix);

@@ -1,4 +1,5 @@
 // Helpers for tests that talk to the run's real API server. Each test file works in its own namespaces.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -35,6 +36,21 @@ export function kubectl(cluster: TestCluster, args: string[], input?: string): P
 
 export function binary(cluster: TestCluster, name: 'kubectl' | 'helm'): string {
   return join(cluster.bin, name);
+}
+
+/** helm at the cluster's version against the test cluster; rejects with its stderr. */
+export async function helm(cluster: TestCluster, ...args: string[]): Promise<string> {
+  const child = spawn(binary(cluster, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`helm ${args.slice(0, 2).join(' ')} failed (${code}): ${stderr.trim()}`);
+  return stdout;
 }
 
 /** Polls until `probe` returns a value other than undefined; fails with the last observation. */
