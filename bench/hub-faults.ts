@@ -6,14 +6,11 @@
 // order of first arrivals, duplicates. The baseline in the same run: the same messages sent to the hub with
 // IoT Hub up the whole time (send → arrival). Figures only; no assertions.
 //   npm run bench -- hub-faults [--messages 5000] [--outage-seconds 600]
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ModuleClient as ModuleClientType } from 'azure-iot-device';
 import { startHubEmulator } from '../src/emulator/index.ts';
 import type { HubEmulator } from '../src/emulator/index.ts';
-import { deriveModuleKey } from '../src/runtime/sas.ts';
-import { eventually, jsonMessage, metricValue, openModule, routesDocument, startHub, stopHub, writeHubFiles } from '../test/support/edgehub.ts';
+import { eventually, jsonMessage, metricValue, openModule, startUpstreamHub, stopHub } from '../test/support/edgehub.ts';
 import type { HubProcess } from '../test/support/edgehub.ts';
 import { option } from './support.ts';
 
@@ -27,12 +24,7 @@ interface Setup {
 
 async function setUp(): Promise<Setup> {
   const emulator = await startHubEmulator();
-  emulator.createEdgeDevice(deviceId);
-  const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
-  const key = deriveModuleKey(files.rootKey, deviceId, 'sensor');
-  emulator.registry.putModule(deviceId, 'sensor', { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
-  writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-  const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
+  const { files, hub } = await startUpstreamHub(emulator, deviceId);
   const sensor = await openModule(files, hub, 'sensor', emulator.host);
   await sensor.sendOutputEvent('out', jsonMessage({ i: -1 }));
   await eventually(() => emulator.admin.messages({ deviceId }).length === 1, 'the first message upstream');

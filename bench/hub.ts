@@ -21,7 +21,7 @@ import { freePort, repoRoot } from '../scripts/cluster/control-plane.ts';
 import { startHubEmulator } from '../src/emulator/index.ts';
 import type { HubEmulator, TelemetryMessage } from '../src/emulator/index.ts';
 import { deriveModuleKey, signSas } from '../src/runtime/sas.ts';
-import { routesDocument, startHub, stopHub, writeHubFiles } from '../test/support/edgehub.ts';
+import { routesDocument, startHub, startUpstreamHub, stopHub, writeHubFiles } from '../test/support/edgehub.ts';
 import type { HubFiles, HubProcess } from '../test/support/edgehub.ts';
 import { option, percentile } from './support.ts';
 
@@ -230,12 +230,7 @@ async function moduleToModule(options: Options, storeFsync: 'background' | 'inli
 async function moduleToUpstream(options: Options): Promise<RunResult> {
   const emulator: HubEmulator = await startHubEmulator();
   try {
-    emulator.createEdgeDevice(deviceId);
-    const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
-    const key = deriveModuleKey(files.rootKey, deviceId, 'sensor');
-    emulator.registry.putModule(deviceId, 'sensor', { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
-    writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-    const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
+    const { files, hub } = await startUpstreamHub(emulator, deviceId);
     try {
       const endpoint: Endpoint = { port: hub.port, ca: files.ca.cert, credentials: hubCredentials(files, emulator.host) };
       const sender = await connect(endpoint, 'sensor');

@@ -13,6 +13,7 @@ import type { Message as MessageType, ModuleClient as ModuleClientType } from 'a
 import mqtt from 'azure-iot-device-mqtt';
 import { generateCa, issueServerCertificate } from '../../src/emulator/tls.ts';
 import type { PemPair } from '../../src/emulator/tls.ts';
+import type { HubEmulator } from '../../src/emulator/index.ts';
 import { deriveModuleKey } from '../../src/runtime/sas.ts';
 
 export const { ModuleClient, Message } = device;
@@ -169,4 +170,18 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A hub whose module `sensor` routes everything to $upstream in `emulator` (as IoT Hub): the device and the
+ * sensor's identity (its derived key) registered there, the hub trusting the emulator's CA.
+ */
+export async function startUpstreamHub(emulator: HubEmulator, deviceId: string): Promise<{ files: HubFiles; hub: HubProcess }> {
+  emulator.createEdgeDevice(deviceId);
+  const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
+  const key = deriveModuleKey(files.rootKey, deviceId, 'sensor');
+  emulator.registry.putModule(deviceId, 'sensor', { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
+  writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
+  const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
+  return { files, hub };
 }

@@ -2,16 +2,13 @@
 // messages are sent, the hub SIGKILLed mid-stream, the store's disk budget full.
 // Smaller than the issue's figures (500 messages and a ~8 s outage instead of 5,000 and 10 minutes)
 // to keep the suite's wall time modest; the code paths are the same.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import common from 'azure-iot-common';
 import type { Message as MessageType, ModuleClient as ModuleClientType } from 'azure-iot-device';
 import { freePort } from '../../../scripts/cluster/control-plane.ts';
 import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { deriveModuleKey } from '../../../src/runtime/sas.ts';
-import { eventually, jsonMessage, Message, metricValue, openModule, routesDocument, startHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
+import { eventually, jsonMessage, Message, metricValue, openModule, routesDocument, startHub, startUpstreamHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
 import type { HubProcess } from '../../support/edgehub.ts';
 
 const { NoRetry } = common;
@@ -34,12 +31,7 @@ describe('built-in edge hub faults', () => {
   it('keeps $upstream messages while IoT Hub is unreachable and delivers all of them, in order, once it is back', async () => {
     const deviceId = 'edge-offline';
     emulator = await startHubEmulator();
-    emulator.createEdgeDevice(deviceId);
-    const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
-    const key = deriveModuleKey(files.rootKey, deviceId, 'sensor');
-    emulator.registry.putModule(deviceId, 'sensor', { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
-    writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-    const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
+    const { files, hub } = await startUpstreamHub(emulator, deviceId);
     hubs.push(hub);
     const sensor = await openModule(files, hub, 'sensor', emulator.host);
     clients.push(sensor);
