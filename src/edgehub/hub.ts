@@ -21,6 +21,8 @@ import { decodeStored, encodeStored, inputPropertyBag, routedFromTelemetry, send
 import type { HubMetrics } from './metrics.ts';
 import { StoreFullError } from './queues.ts';
 import type { EnqueueItem, HubQueues, StoredEntry } from './queues.ts';
+import { createEdgeHubReporter } from './reported-upstream.ts';
+import type { EdgeHubReporter } from './reported.ts';
 import { checkReportedPatch, TwinCache } from './twins.ts';
 import type { JsonObject } from './twins.ts';
 import { moduleConnectionString, UpstreamLink } from './upstream.ts';
@@ -50,6 +52,8 @@ export class EdgeHub {
   private readonly broker: IotHubBroker;
   private readonly twins: TwinCache;
   private readonly connections = new ConnectionTable();
+  /** $edgeHub's reported properties (the connection table) in IoT Hub mode. */
+  private readonly reporter: EdgeHubReporter | undefined;
   private upstreamOnline = false;
   private readonly deliverers = new Map<string, Deliverer>();
   private readonly links = new Map<string, UpstreamLink>();
@@ -76,6 +80,7 @@ export class EdgeHub {
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
     this.routesPollMs = options.routesPollMs ?? 1_000;
     this.twins = new TwinCache(this.config.storeDir);
+    this.reporter = createEdgeHubReporter(this.config, this.connections, this.logger);
     this.broker = new IotHubBroker({
       name: 'edge hub',
       hostNames: () => acceptedHostNames(this.config),
@@ -151,6 +156,7 @@ export class EdgeHub {
     this.every(this.expiryIntervalMs, () => this.expire());
     this.every(1_000, () => this.updateGauges());
     this.updateGauges();
+    this.reporter?.start();
     if (!this.config.upstream) {
       this.logger.info('no IoT Hub (kubectl mode): $upstream messages are kept until their time to live passes, then dropped and counted');
     }
@@ -170,6 +176,7 @@ export class EdgeHub {
     if (this.upstreamRetry) clearTimeout(this.upstreamRetry);
     for (const d of this.deliverers.values()) d.stop();
     await Promise.all([...this.links.values()].map((l) => l.close()));
+    await this.reporter?.stop();
     await new Promise<void>((resolve) => {
       this.listener.server.close(() => resolve());
       for (const socket of this.listener.sockets) socket.destroy();
@@ -202,12 +209,14 @@ export class EdgeHub {
       // edgeHub refuses a configuration with any bad route; so does this hub, keeping the previous one.
       this.metrics.routeReloads.inc({ result: 'rejected' });
       this.logger.error({ errors }, 'the routes do not compile; keeping the routes in use');
+      this.reporter?.routesRefused(errors);
       return;
     }
     const first = this.router === undefined;
     this.router = router;
     this.routesText = text;
     this.metrics.routeReloads.inc({ result: 'applied' });
+    this.reporter?.routesApplied();
     for (const endpoint of router.endpoints.keys()) this.deliverer(endpoint);
     this.logger.info({ routes: router.routeNames }, first ? 'routes loaded' : 'routes reloaded');
   }
@@ -340,6 +349,7 @@ export class EdgeHub {
     this.metrics.connectedClients.set(this.broker.connectedIdentities().length);
     if (identity.moduleId === undefined) return;
     this.connections.connected(clientIdOf(identity.deviceId, identity.moduleId), new Date());
+    this.reporter?.clientChanged(clientIdOf(identity.deviceId, identity.moduleId));
     this.metrics.clientConnects.inc({ id: identity.moduleId });
     this.kickModule(identity.moduleId);
     // The module's own link carries its methods and desired changes; open it while the module is here.
@@ -353,6 +363,7 @@ export class EdgeHub {
     // A module that reconnects before its old connection is closed (a takeover) stays Connected.
     const stillConnected = this.broker.connectionOf(identity) !== undefined;
     this.connections.disconnected(clientIdOf(identity.deviceId, identity.moduleId), new Date(), stillConnected);
+    this.reporter?.clientChanged(clientIdOf(identity.deviceId, identity.moduleId));
   }
 
   // ---- upstream
@@ -409,6 +420,7 @@ export class EdgeHub {
     this.logger.info({ module: moduleId, error: error?.message }, connected ? 'module linked to IoT Hub' : 'module link to IoT Hub lost');
     if (!connected) return;
     this.setUpstreamOnline(true);
+    this.reporter?.upstreamBack();
     void this.syncPendingReported(moduleId);
     if (this.upstreamRetry) {
       clearTimeout(this.upstreamRetry);

@@ -173,14 +173,25 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
 }
 
 /**
+ * As the operator does in IoT Hub mode: the modules' identities, and `$edgeHub`'s (the hub reports its connection
+ * table there), exist in `emulator` with the keys derived from the device root key.
+ */
+export function registerDerivedIdentities(emulator: HubEmulator, files: HubFiles, moduleIds: readonly string[]): void {
+  for (const moduleId of ['$edgeHub', ...moduleIds]) {
+    const key = deriveModuleKey(files.rootKey, files.deviceId, moduleId);
+    const exists = emulator.registry.findModule(files.deviceId, moduleId) !== undefined;
+    emulator.registry.putModule(files.deviceId, moduleId, { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, exists ? '*' : undefined);
+  }
+}
+
+/**
  * A hub whose module `sensor` routes everything to $upstream in `emulator` (as IoT Hub): the device and the
- * sensor's identity (its derived key) registered there, the hub trusting the emulator's CA.
+ * sensor's and $edgeHub's identities (their derived keys) registered there, the hub trusting the emulator's CA.
  */
 export async function startUpstreamHub(emulator: HubEmulator, deviceId: string): Promise<{ files: HubFiles; hub: HubProcess }> {
   emulator.createEdgeDevice(deviceId);
   const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
-  const key = deriveModuleKey(files.rootKey, deviceId, 'sensor');
-  emulator.registry.putModule(deviceId, 'sensor', { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
+  registerDerivedIdentities(emulator, files, ['sensor']);
   writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
   const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
   return { files, hub };
