@@ -521,7 +521,8 @@ export class DeviceTwinSync {
     const agentDesired = this.held;
     // The $edgeHub twin is edgeHub's own: it reads its routes there. Connecting as $edgeHub to read them
     // would knock edgeHub off IoT Hub (one connection per identity), so spec.hub is left out here, unless
-    // the built-in hub runs as $edgeHub: it takes its routes from spec.hub and never holds that identity.
+    // the built-in hub runs as $edgeHub: it takes its routes from spec.hub. It holds that identity only to report
+    // its connection table, dials back only when it has a change, and not within seconds of losing the link to this read.
     const hubDesired = this.o.edgeHub === 'builtin' && session.api ? await this.readEdgeHubDesired(session) : undefined;
     const outcome = specFromDesired(agentDesired, hubDesired, { namespace: this.namespace, name: this.name });
     if (!outcome.ok) {
