@@ -15,14 +15,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import mqtt from 'mqtt';
-import type { MqttClient } from 'mqtt';
 import { freePort, repoRoot } from '../scripts/cluster/control-plane.ts';
 import { startHubEmulator } from '../src/emulator/index.ts';
 import type { HubEmulator, TelemetryMessage } from '../src/emulator/index.ts';
 import { deriveModuleKey, signSas } from '../src/runtime/sas.ts';
 import { routesDocument, startHub, startUpstreamHub, stopHub, writeHubFiles } from '../test/support/edgehub.ts';
 import type { HubFiles, HubProcess } from '../test/support/edgehub.ts';
+import { RawMqttClient } from './raw-mqtt.ts';
 import { option, percentile } from './support.ts';
 
 const edgeHubReportedMsgPerSecond = 20;
@@ -55,25 +54,14 @@ interface Endpoint {
   credentials?: (moduleId: string) => { username: string; password: string };
 }
 
+type MqttClient = RawMqttClient;
+
 function connect(endpoint: Endpoint, moduleId: string): Promise<MqttClient> {
-  const creds = endpoint.credentials?.(moduleId);
-  const client = mqtt.connect(`mqtts://127.0.0.1:${endpoint.port}`, {
-    ca: endpoint.ca,
-    clientId: `${deviceId}/${moduleId}`,
-    protocolVersion: 4,
-    clean: false,
-    reconnectPeriod: 0,
-    keepalive: 60,
-    ...(creds ?? {}),
-  });
-  return new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  });
+  return RawMqttClient.connect({ port: endpoint.port, ca: endpoint.ca, clientId: `${deviceId}/${moduleId}`, clean: false, ...(endpoint.credentials?.(moduleId) ?? {}) });
 }
 
 function subscribe(client: MqttClient, topic: string): Promise<void> {
-  return new Promise((resolve, reject) => client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+  return client.subscribe(topic);
 }
 
 const body1k = (seq: number) => {
@@ -117,7 +105,7 @@ async function drive(sender: MqttClient, moduleId: string, count: number, pace: 
     const publishOne = () => {
       const seq = sent++;
       inFlight++;
-      sender.publish(outputTopic(moduleId, performance.now()), body1k(seq), { qos: 1 }, () => {
+      sender.publish(outputTopic(moduleId, performance.now()), body1k(seq), () => {
         inFlight--;
         if ('window' in pace) pump();
       });
@@ -191,8 +179,8 @@ async function relayRun(endpoint: Endpoint, options: Options): Promise<{ flood: 
   const arrivals = inputArrivals(receiver);
   const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals);
   const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals);
-  sender.end(true);
-  receiver.end(true);
+  sender.end();
+  receiver.end();
   return { flood, paced };
 }
 
@@ -219,8 +207,8 @@ async function moduleToModule(options: Options, storeFsync: 'background' | 'inli
     const arrivals = inputArrivals(receiver);
     const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals);
     const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals);
-    sender.end(true);
-    receiver.end(true);
+    sender.end();
+    receiver.end();
     return { flood, paced, files };
   } finally {
     await stopHub(hub);
@@ -240,7 +228,7 @@ async function moduleToUpstream(options: Options): Promise<RunResult> {
         emulator.on('telemetry', listener);
         return () => emulator.off('telemetry', listener);
       });
-      sender.end(true);
+      sender.end();
       return result;
     } finally {
       await stopHub(hub);
@@ -285,7 +273,7 @@ async function rssWithTenModules(options: Options): Promise<{ idle: number; peak
     const seconds = (performance.now() - started) / 1000;
     clearInterval(sampler);
     peak = Math.max(peak, rssMb(pid));
-    for (const c of clients) c.end(true);
+    for (const c of clients) c.end();
     return { idle, peak, messagesPerSecond: results.reduce((n, r) => n + r.received, 0) / seconds };
   } finally {
     await stopHub(hub);

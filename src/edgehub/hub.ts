@@ -76,7 +76,7 @@ export class EdgeHub {
     this.queues = options.queues;
     this.metrics = options.metrics;
     this.logger = options.logger;
-    this.window = options.window ?? 100;
+    this.window = options.window ?? 1000;
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
     this.routesPollMs = options.routesPollMs ?? 1_000;
     this.twins = new TwinCache(this.config.storeDir);

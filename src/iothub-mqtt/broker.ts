@@ -1,14 +1,13 @@
-// IoT Hub's device and module protocol (MQTT 3.1.1) on top of aedes, for both the emulator and the
-// built-in edge hub. aedes keeps sessions (clean:false) and kicks a duplicate client id; this class adds
-// SAS authentication, per-identity topic rules, twin requests, direct methods, telemetry hand-off and
-// QoS 1 delivery to module inputs. What happens to telemetry and twins is the owner's business
-// (callbacks): the emulator records and applies them, the hub routes and stores them.
-// Hub→client replies are written straight to the identity's connection: the twin and method topics are
-// shared by every client, so routing them through the broker would leak between identities.
+// IoT Hub's device and module protocol (MQTT 3.1.1), for both the emulator and the built-in edge hub, on
+// the lean server core in server.ts (sessions with clean:false, client-id takeover, QoS 1 delivery). This
+// class adds SAS authentication, per-identity topic rules, twin requests, direct methods, telemetry
+// hand-off and QoS 1 delivery to module inputs. What happens to telemetry and twins is the owner's
+// business (callbacks): the emulator records and applies them, the hub routes and stores them.
+// Hub→client replies are written straight to the identity's connection; nothing a client publishes
+// ever reaches another client, as on IoT Hub.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { Aedes } from 'aedes';
-import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import type { IConnectPacket } from 'mqtt-packet';
 import { checkConnect } from './connect.ts';
 import type { ConnectCheck } from './connect.ts';
 import {
@@ -23,6 +22,10 @@ import {
   twinResponseTopic,
 } from './topics.ts';
 import type { Identity, PropertyBag } from './topics.ts';
+import { DeliveryAbandoned, MqttServerCore } from './server.ts';
+import type { ConnectRefusal, MqttConnection } from './server.ts';
+
+export { DeliveryAbandoned } from './server.ts';
 
 export interface TelemetryMessage {
   deviceId: string;
@@ -101,88 +104,59 @@ interface Connection {
   connectedAt: string;
 }
 
-interface PendingDelivery {
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-function connackError(returnCode: 3 | 5, message: string): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
-}
+type Client = MqttConnection<Connection>;
 
 const maxTimer = 2 ** 31 - 1;
-/** Marks the QoS 1 packets this class delivers, so their PUBACKs can be told apart. */
-const deliveryBrokerId = 'iothub-mqtt-delivery';
 
 /** Makes the error a method call fails with; the emulator answers with IoT Hub's codes. */
 export type MethodFailure = (kind: 'DeviceNotOnline' | 'GatewayTimeout', message: string) => Error;
 
 const defaultFailure: MethodFailure = (kind, message) => Object.assign(new Error(message), { code: kind });
 
-export class DeliveryAbandoned extends Error {
-  override name = 'DeliveryAbandoned';
-}
-
 export class IotHubBroker extends EventEmitter {
-  readonly broker: Aedes;
+  private readonly core: MqttServerCore<Connection>;
   private readonly options: IotHubBrokerOptions;
-  private readonly connections = new WeakMap<Client, Connection>();
-  private readonly current = new Map<string, Client>();
   private readonly pendingMethods = new Map<string, (result: MethodResult) => void>();
-  private readonly pendingDeliveries = new Map<string, Map<number, PendingDelivery>>();
   private methodCounter = 0;
   private connectionCounter = 0;
-  private deliveryCounter = 0;
 
   constructor(options: IotHubBrokerOptions) {
     super();
     this.options = options;
-    this.broker = new Aedes({
-      // Device ids alone may be 128 characters; `deviceId/moduleId` twice that.
-      maxClientsIdLength: 300,
-      heartbeatInterval: 60_000,
-      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
-      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
-      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
-      // Only the hub's own messages (written with client.publish, so no clientId) reach clients;
-      // nothing a client publishes is forwarded to another client, as on IoT Hub.
-      authorizeForward: (_client, packet) => ((packet as { clientId?: string }).clientId === undefined ? packet : null),
-    });
-    this.broker.on('clientReady', (client) => this.onReady(client));
-    this.broker.on('clientDisconnect', (client) => this.onGone(client));
-    this.broker.on('ack', (packet, client) => this.onAck(packet as PublishPacket | undefined, client));
-    this.broker.on('subscribe', (_subs, client) => {
-      const c = this.connections.get(client);
-      if (c) this.emit('subscribed', this.info(c));
+    this.core = new MqttServerCore<Connection>({
+      authenticate: (connect) => this.authenticate(connect),
+      ready: (client) => this.onReady(client),
+      publish: (client, topic, payload) => this.onPublish(client, topic, payload),
+      authorizeSubscribe: (client, topic) => this.authorizeSubscribe(client, topic),
+      subscribed: (client) => {
+        if (client.state) this.emit('subscribed', this.info(client.state));
+      },
+      closed: (client) => this.onGone(client),
+      log: (message, fields) => this.options.log(message, fields),
     });
   }
 
   async start(): Promise<void> {
-    await this.broker.listen();
+    // Nothing to open: connections arrive through handle().
   }
 
   /** Serves one accepted connection: a TLS socket, or a WebSocket's byte stream. */
   handle(socket: Duplex): void {
-    this.broker.handle(socket);
+    this.core.handle(socket);
   }
 
   async stop(): Promise<void> {
-    for (const client of this.current.values()) this.clearExpiry(client);
-    await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-    for (const pending of this.pendingDeliveries.values()) for (const p of pending.values()) p.reject(new DeliveryAbandoned('broker stopped'));
-    this.pendingDeliveries.clear();
+    for (const client of this.core.connections()) this.clearExpiry(client);
+    this.core.close(new DeliveryAbandoned('broker stopped'));
   }
 
   /** The identity's live connection, if any. */
   connectionOf(identity: Identity): Client | undefined {
-    return this.current.get(identityKey(identity));
+    return this.core.connectionOf(identityKey(identity));
   }
 
   connectedIdentities(): ConnectionInfo[] {
-    return [...this.current.values()].flatMap((client) => {
-      const c = this.connections.get(client);
-      return c ? [this.info(c)] : [];
-    });
+    return this.core.connections().flatMap((client) => (client.state ? [this.info(client.state)] : []));
   }
 
   private info(c: Connection): ConnectionInfo {
@@ -192,30 +166,29 @@ export class IotHubBroker extends EventEmitter {
   /** Closes the connections of the matching identities (all when no filter); their sessions stay. */
   drop(filter: { deviceId?: string; moduleId?: string } = {}): number {
     let dropped = 0;
-    for (const client of [...this.current.values()]) {
-      const c = this.connections.get(client);
+    for (const client of this.core.connections()) {
+      const c = client.state;
       if (!c) continue;
       if (filter.deviceId !== undefined && filter.deviceId !== c.identity.deviceId) continue;
       if (filter.moduleId !== undefined && filter.moduleId !== c.identity.moduleId) continue;
-      client.close();
+      client.close(new Error('dropped by the hub'), true);
       dropped += 1;
     }
     return dropped;
   }
 
   isSubscribed(identity: Identity, topic: string): boolean {
-    const client = this.connectionOf(identity);
-    return client !== undefined && Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions).some((f) => topicMatches(f, topic));
+    const session = this.connectionOf(identity)?.session;
+    if (!session) return false;
+    for (const filter of session.subscriptions.keys()) if (topicMatches(filter, topic)) return true;
+    return false;
   }
 
   /** Writes a hub→client message (QoS 0) to the identity's live connection. False when not connected. */
   send(identity: Identity, topic: string, payload: Buffer | string): boolean {
     const client = this.connectionOf(identity);
     if (!client) return false;
-    const packet: PublishPacket = { cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: 0, retain: false, dup: false };
-    client.publish(packet, (err) => {
-      if (err) this.options.log('could not write to a client', { identity: identityKey(identity), topic, error: err.message });
-    });
+    client.publish0(topic, typeof payload === 'string' ? Buffer.from(payload) : payload);
     return true;
   }
 
@@ -227,37 +200,12 @@ export class IotHubBroker extends EventEmitter {
   deliver(identity: Identity, topic: string, payload: Buffer): Promise<void> {
     const client = this.connectionOf(identity);
     if (!client) return Promise.reject(new DeliveryAbandoned(`${identityKey(identity)} is not connected`));
-    const counter = ++this.deliveryCounter;
-    const key = identityKey(identity);
-    return new Promise<void>((resolve, reject) => {
-      let pending = this.pendingDeliveries.get(key);
-      if (!pending) {
-        pending = new Map();
-        this.pendingDeliveries.set(key, pending);
-      }
-      pending.set(counter, { resolve, reject });
-      const packet = { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, brokerId: deliveryBrokerId, brokerCounter: counter } as PublishPacket;
-      client.publish(packet, (err) => {
-        if (err) this.options.log('could not write a delivery', { identity: key, topic, error: err.message });
-      });
-    });
+    return client.deliver(topic, payload);
   }
 
   /** Deliveries written and not yet acknowledged, per identity key. */
   unacknowledged(identity: Identity): number {
-    return this.pendingDeliveries.get(identityKey(identity))?.size ?? 0;
-  }
-
-  private onAck(packet: PublishPacket | undefined, client: Client): void {
-    const p = packet as (PublishPacket & { brokerId?: string; brokerCounter?: number }) | undefined;
-    if (!p || p.brokerId !== deliveryBrokerId || p.brokerCounter === undefined) return;
-    const c = this.connections.get(client);
-    if (!c) return;
-    const pending = this.pendingDeliveries.get(identityKey(c.identity));
-    const entry = pending?.get(p.brokerCounter);
-    if (!entry) return;
-    pending?.delete(p.brokerCounter);
-    entry.resolve();
+    return this.core.sessionOf(identityKey(identity))?.outgoing.size ?? 0;
   }
 
   /**
@@ -325,45 +273,32 @@ export class IotHubBroker extends EventEmitter {
 
   // ---- connection lifecycle
 
-  private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
-    const identity = parseClientId(client.id ?? '');
+  private authenticate(connect: IConnectPacket): { state: Connection } | ConnectRefusal {
+    const identity = parseClientId(connect.clientId);
     const refuse = this.options.refuseConnack?.(identity);
     if (refuse !== undefined) {
-      this.options.log('connection refused with CONNACK 3 (admin fault)', { clientId: client.id });
+      this.options.log('connection refused with CONNACK 3 (admin fault)', { clientId: connect.clientId });
       this.emit('connectRefused', { identity, reason: 'admin: server unavailable' });
-      done(connackError(3, 'server unavailable (fault injection)'), false);
-      return;
+      return { returnCode: 3, reason: 'server unavailable (fault injection)' };
     }
     try {
-      if (!identity) throw new Error(`client id "${client.id}" is not deviceId or deviceId/moduleId`);
-      const expiry = checkConnect({ identity, username, password, hostNames: this.options.hostNames(), keysFor: this.options.keysFor, exactAudience: this.options.exactAudience === true });
-      this.connections.set(client, { connectionId: ++this.connectionCounter, identity, expiry, expiryTimer: undefined, connectedAt: new Date().toISOString() });
-      done(null, true);
+      if (!identity) throw new Error(`client id "${connect.clientId}" is not deviceId or deviceId/moduleId`);
+      const password = connect.password === undefined ? undefined : Buffer.from(connect.password);
+      const expiry = checkConnect({ identity, username: connect.username, password, hostNames: this.options.hostNames(), keysFor: this.options.keysFor, exactAudience: this.options.exactAudience === true });
+      return { state: { connectionId: ++this.connectionCounter, identity, expiry, expiryTimer: undefined, connectedAt: new Date().toISOString() } };
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      this.options.log('connection refused', { clientId: client.id, reason });
+      this.options.log('connection refused', { clientId: connect.clientId, reason });
       this.emit('connectRefused', { identity, reason });
-      done(connackError(5, 'not authorized'), false);
+      return { returnCode: 5, reason: 'not authorized' };
     }
   }
 
   private onReady(client: Client): void {
-    const c = this.connections.get(client);
-    if (!c) return;
-    const key = identityKey(c.identity);
-    this.current.set(key, client);
-    // A clean session drops what aedes kept for redelivery: those deliveries will never be acknowledged.
-    if (client.clean) this.abandonDeliveries(key, 'the client started a clean session');
+    const c = client.state as Connection;
     this.armExpiry(client, c);
-    this.options.log('connected', { identity: key, clean: client.clean });
+    this.options.log('connected', { identity: identityKey(c.identity), clean: client.clean });
     this.emit('connected', this.info(c));
-  }
-
-  private abandonDeliveries(key: string, reason: string): void {
-    const pending = this.pendingDeliveries.get(key);
-    if (!pending) return;
-    this.pendingDeliveries.delete(key);
-    for (const p of pending.values()) p.reject(new DeliveryAbandoned(reason));
   }
 
   private armExpiry(client: Client, c: Connection): void {
@@ -375,51 +310,38 @@ export class IotHubBroker extends EventEmitter {
       }
       this.options.log('token expired; disconnecting', { identity: identityKey(c.identity) });
       this.emit('tokenExpired', this.info(c));
-      client.close();
+      client.close(new Error('the SAS token expired'), true);
     }, Math.max(0, Math.min(ms, maxTimer)));
     c.expiryTimer.unref();
   }
 
   private clearExpiry(client: Client): void {
-    const c = this.connections.get(client);
+    const c = client.state;
     if (c?.expiryTimer) clearTimeout(c.expiryTimer);
   }
 
   private onGone(client: Client): void {
-    const c = this.connections.get(client);
     this.clearExpiry(client);
+    const c = client.state;
     if (!c) return;
-    const key = identityKey(c.identity);
-    if (this.current.get(key) === client) this.current.delete(key);
-    if (client.clean) this.abandonDeliveries(key, 'the client left a clean session');
-    this.options.log('disconnected', { identity: key });
+    this.options.log('disconnected', { identity: identityKey(c.identity) });
     this.emit('disconnected', this.info(c));
   }
 
   // ---- topics
 
-  private authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
-    const c = this.connections.get(client);
-    if (!c) return done(null, null);
-    if (sub.qos === 2 || !allowedSubscriptions(c.identity).includes(sub.topic)) {
-      this.options.log('subscription refused', { identity: identityKey(c.identity), topic: sub.topic });
-      return done(null, null);
-    }
-    done(null, sub);
+  private authorizeSubscribe(client: Client, topic: string): boolean {
+    const c = client.state;
+    return c !== undefined && allowedSubscriptions(c.identity).includes(topic);
   }
 
-  private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    const c = client ? this.connections.get(client) : undefined;
-    if (!c) return done(new Error('not connected'));
-    // IoT Hub closes the connection on QoS 2 and on topics a client may not publish to.
-    if (packet.qos === 2) return done(new Error('QoS 2 is not supported'));
-    const topic = packet.topic;
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+  private onPublish(client: Client, topic: string, payload: Buffer): void | Promise<void> {
+    const c = client.state as Connection;
     const request = classifyPublish(c.identity, topic);
     switch (request.kind) {
       case 'twinGet':
         void this.answerTwin(c.identity, request.rid, { kind: 'get', rid: request.rid });
-        return done(null);
+        return;
       case 'twinPatchReported': {
         let patch: unknown;
         let invalidJson = false;
@@ -429,47 +351,39 @@ export class IotHubBroker extends EventEmitter {
           invalidJson = true;
         }
         void this.answerTwin(c.identity, request.rid, { kind: 'patchReported', rid: request.rid, patch, invalidJson });
-        return done(null);
+        return;
       }
       case 'twinUnsupported':
         this.respondTwin(c.identity, request.rid, { status: 400, body: twinErrorBody(400004, `Unsupported twin operation ${request.operation}.`, `${request.rid}-${this.options.name}`) });
-        return done(null);
+        return;
       case 'methodResponse':
         this.acceptMethodResponse(c.identity, request.rid, request.status, payload);
-        return done(null);
+        return;
       case 'telemetry':
-        return this.takeTelemetry(c.identity, topic, request.bag, request.outputName, payload, done);
+        return this.takeTelemetry(c.identity, topic, request.bag, request.outputName, payload);
       case 'forbidden':
+        // IoT Hub closes the connection on a topic a client may not publish to.
         this.options.log('publish refused; disconnecting', { identity: identityKey(c.identity), topic });
-        return done(new Error(`topic ${topic} is not allowed for ${identityKey(c.identity)}`));
+        throw new Error(`topic ${topic} is not allowed for ${identityKey(c.identity)}`);
     }
   }
 
-  private takeTelemetry(identity: Identity, topic: string, bag: PropertyBag, outputName: string | undefined, body: Buffer, done: (err?: Error | null) => void): void {
+  private takeTelemetry(identity: Identity, topic: string, bag: PropertyBag, outputName: string | undefined, body: Buffer): void | Promise<void> {
     const message: TelemetryMessage = {
       deviceId: identity.deviceId,
       moduleId: identity.moduleId,
       topic,
-      body: Buffer.from(body),
+      body,
       properties: bag.properties,
       systemProperties: bag.systemProperties,
       outputName,
       receivedAt: new Date().toISOString(),
     };
-    let taken: void | Promise<void>;
-    try {
-      taken = this.options.onTelemetry(identity, message);
-    } catch (error) {
-      done(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    if (taken === undefined) {
-      done(null);
-      return;
-    }
-    taken.then(() => done(null), (error: unknown) => {
+    const taken = this.options.onTelemetry(identity, message);
+    if (taken === undefined) return;
+    return taken.catch((error: unknown) => {
       this.options.log('telemetry refused; disconnecting without PUBACK', { identity: identityKey(identity), error: error instanceof Error ? error.message : String(error) });
-      done(error instanceof Error ? error : new Error(String(error)));
+      throw error instanceof Error ? error : new Error(String(error));
     });
   }
 
