@@ -47,6 +47,8 @@ export const conditionTypes = {
   valid: 'Valid',
   /** With spec.iotHub: the operator is connected to IoT Hub as the device. */
   iotHubConnected: 'IoTHubConnected',
+  /** With the built-in hub: the operator can read the hub's status (status.edgeHub); reason and message say why not. */
+  edgeHubStatusKnown: 'EdgeHubStatusKnown',
 } as const;
 
 export type ConditionType = (typeof conditionTypes)[keyof typeof conditionTypes];

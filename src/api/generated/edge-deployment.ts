@@ -278,7 +278,7 @@ export interface EdgeDeploymentStatus {
    */
   deviceId?: string;
   /**
-   * Ready (every module desired running is running), Progressing (a change is being applied), Degraded (a module failed or is backing off), Valid (the desired state is valid; reason DuplicateDevice when another EdgeDeployment owns the namespace) and IoTHubConnected (with an iotHub binding).
+   * Ready (every module desired running is running), Progressing (a change is being applied), Degraded (a module failed or is backing off), Valid (the desired state is valid; reason DuplicateDevice when another EdgeDeployment owns the namespace), IoTHubConnected (with an iotHub binding) and EdgeHubStatusKnown (with the built-in hub: whether its status could be read, and if not why).
    */
   conditions?: EdgeDeploymentCondition[];
   lastDesiredStatus?: LastDesiredStatus;
