@@ -7,12 +7,22 @@
 // as for `kubectl port-forward`). Reads are polled; writes happen only on a change: the table or the upstream
 // state at once, the counts (queued, expired) at most once per `countsIntervalMs`, so a converged device with
 // a steady flow of expiring messages costs one small write a minute, and a quiet one none.
+//
+// Whether the read works is the condition EdgeHubStatusKnown: True once read; Unknown (HubStarting) while the hub
+// pod is not running yet or has just started, for up to `startGraceMs`; False when a read fails after that (its pod
+// not running, the proxy failing, a document that is not the hub's), with the reason and the message. An Event goes
+// with each change into False (Warning) and back to True (Normal), never one per poll.
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { edgeDeploymentApiVersion, edgeDeploymentKind } from '../api/edge-deployment.ts';
-import type { EdgeDeployment, EdgeHubClientStatus, EdgeHubStatus, EdgeHubUpstreamStatus } from '../api/edge-deployment.ts';
+import { conditionTypes } from '../api/edge-deployment.ts';
+import type { EdgeDeployment, EdgeDeploymentCondition, EdgeHubClientStatus, EdgeHubStatus, EdgeHubUpstreamStatus } from '../api/edge-deployment.ts';
+import { scrubSecrets } from '../runtime/scrub.ts';
 import { builtinHubMetricsPort } from '../translate/builtin-hub.ts';
 import { labelKeys, moduleName, sanitizeLabelValue } from '../translate/names.ts';
 import type { OperatorSettings } from '../translate/settings.ts';
+import { mergeConditions } from './conditions.ts';
+import type { ConditionInput } from './conditions.ts';
+import type { EventRecorder, EventType } from './events.ts';
 import { KubeApiError } from './kube-client.ts';
 import type { KubeClient, Logger } from './kube-client.ts';
 import { builtinEdgeHubFor, seniorEdgeDeployment } from './reconciler.ts';
@@ -29,9 +39,11 @@ export interface HubStatusTimings {
   countsIntervalMs: number;
   /** Deadline of one read through the pod proxy. */
   readTimeoutMs: number;
+  /** How long a hub pod that is not running yet, or has just started, is Unknown (HubStarting) before a failed read is False. */
+  startGraceMs: number;
 }
 
-export const defaultHubStatusTimings: HubStatusTimings = { pollMs: 15_000, countsIntervalMs: 60_000, readTimeoutMs: 5_000 };
+export const defaultHubStatusTimings: HubStatusTimings = { pollMs: 15_000, countsIntervalMs: 60_000, readTimeoutMs: 5_000, startGraceMs: 120_000 };
 
 export interface HubStatusReaderOptions {
   client: KubeClient;
@@ -39,8 +51,92 @@ export interface HubStatusReaderOptions {
   pods: ObjectCache<KubernetesObject>;
   settings: OperatorSettings;
   logger: Logger;
+  /** Records an Event on each change of EdgeHubStatusKnown into False and back; none without. */
+  events?: EventRecorder;
   timings?: Partial<HubStatusTimings>;
   now?: () => number;
+}
+
+/** EdgeHubStatusKnown's reasons. */
+export const hubStatusReasons = {
+  /** True: the hub's /status was read. */
+  statusRead: 'StatusRead',
+  /** Unknown: the hub pod is not running yet, or has just started, so a failed read is expected for now. */
+  hubStarting: 'HubStarting',
+  /** False: the EdgeDeployment has no running hub pod (past the start grace). */
+  hubPodNotRunning: 'PodNotRunning',
+  /** False: the read through the API server's pod proxy failed (an HTTP error, a refused connection, a timeout). */
+  statusUnreadable: 'StatusUnreadable',
+  /** False: the hub answered with a document that is not its /status. */
+  invalidStatus: 'InvalidStatus',
+} as const;
+
+export type HubReadFailureReason = typeof hubStatusReasons.hubPodNotRunning | typeof hubStatusReasons.statusUnreadable | typeof hubStatusReasons.invalidStatus;
+
+/** Why a read of the hub's status failed: the reason, a message without secrets, and when the hub pod (re)started. */
+export interface HubReadFailure {
+  reason: HubReadFailureReason;
+  message: string;
+  /** When the hub's container last started (else the pod), if there is a pod. */
+  podStartedAtMs?: number;
+}
+
+export class HubReadError extends Error {
+  override name = 'HubReadError';
+  readonly failure: HubReadFailure;
+  constructor(failure: HubReadFailure) {
+    super(failure.message);
+    this.failure = failure;
+  }
+}
+
+/**
+ * EdgeHubStatusKnown after a read: True when it worked; when it failed, Unknown (HubStarting) while the hub is
+ * starting — no running pod, or a pod started less than `graceMs` ago — for at most `graceMs` since the condition
+ * became Unknown (and not after False), else False with the failure's reason.
+ */
+export function hubStatusCondition(failure: HubReadFailure | undefined, previous: EdgeDeploymentCondition | undefined, nowMs: number, graceMs: number): ConditionInput {
+  const type = conditionTypes.edgeHubStatusKnown;
+  if (!failure) return { type, status: 'True', reason: hubStatusReasons.statusRead, message: 'the built-in hub\'s status was read through the API server\'s pod proxy' };
+  const message = scrubSecrets(failure.message).slice(0, 1000);
+  const starting = failure.reason === hubStatusReasons.hubPodNotRunning || (failure.podStartedAtMs !== undefined && nowMs - failure.podStartedAtMs < graceMs);
+  // Once False, a failed read stays False (with the newest reason) until a read works.
+  if (starting && previous?.status !== 'False') {
+    const since = previous?.status === 'Unknown' ? Date.parse(previous.lastTransitionTime) : nowMs;
+    if (!(nowMs - since >= graceMs)) return { type, status: 'Unknown', reason: hubStatusReasons.hubStarting, message: `${message} (the hub is starting)` };
+  }
+  return { type, status: 'False', reason: failure.reason, message };
+}
+
+export interface HubStatusEvent {
+  type: EventType;
+  reason: string;
+  message: string;
+}
+
+/** The Event for a change of EdgeHubStatusKnown: Warning into False (or a new False reason), Normal from False back to True. */
+export function hubStatusEvent(previous: Pick<EdgeDeploymentCondition, 'status' | 'reason'> | undefined, next: ConditionInput): HubStatusEvent | undefined {
+  if (previous && previous.status === next.status && previous.reason === next.reason) return undefined;
+  if (next.status === 'False') return { type: 'Warning', reason: `EdgeHub${next.reason}`, message: next.message };
+  if (next.status === 'True' && previous?.status === 'False') return { type: 'Normal', reason: 'EdgeHubStatusRead', message: 'the built-in hub\'s status is readable again' };
+  return undefined;
+}
+
+function sameCondition(a: Pick<EdgeDeploymentCondition, 'status' | 'reason' | 'message'> | undefined, b: ConditionInput): boolean {
+  return a !== undefined && a.status === b.status && a.reason === b.reason && a.message === b.message;
+}
+
+function conditionOf(ed: EdgeDeployment): EdgeDeploymentCondition | undefined {
+  return ed.status?.conditions?.find((c) => c.type === conditionTypes.edgeHubStatusKnown);
+}
+
+/** When the hub's container last started (running), else when the pod started. */
+export function hubStartedAtMs(pod: V1Pod): number | undefined {
+  const ms = (t: unknown) => (t === undefined || t === null ? Number.NaN : new Date(t as string).getTime());
+  const running = (pod.status?.containerStatuses ?? []).map((c) => ms(c.state?.running?.startedAt)).filter((t) => Number.isFinite(t));
+  if (running.length > 0) return Math.max(...running);
+  const started = ms(pod.status?.startTime);
+  return Number.isFinite(started) ? started : undefined;
 }
 
 /** The hub's /status document, checked: anything else is refused with the reason. */
@@ -114,6 +210,8 @@ export class HubStatusReader {
   /** Per EdgeDeployment (namespace/name): when status.edgeHub was last written, and the last read error logged. */
   private readonly lastWrite = new Map<string, number>();
   private readonly lastError = new Map<string, string>();
+  /** Per EdgeDeployment: EdgeHubStatusKnown as last applied (the cache may not show the write yet). */
+  private readonly lastCondition = new Map<string, EdgeDeploymentCondition>();
 
   constructor(options: HubStatusReaderOptions) {
     this.o = options;
@@ -156,52 +254,73 @@ export class HubStatusReader {
   private async pollOne(ed: EdgeDeployment): Promise<void> {
     const key = keyOf(ed);
     const current = ed.status?.edgeHub;
+    const previousCondition = this.lastCondition.get(key) ?? conditionOf(ed);
     if (!builtinEdgeHubFor(ed, this.o.settings).builtinEdgeHub) {
-      // A stock edgeHub reports its own twin; a table left from the built-in hub would be stale.
-      if (current) await this.apply(ed, undefined);
+      // A stock edgeHub reports its own twin; a table (or a condition) left from the built-in hub would be stale.
+      if (current || previousCondition) await this.apply(ed, undefined, undefined);
       return;
     }
-    let next: EdgeHubStatus;
+    let next: EdgeHubStatus | undefined;
+    let failure: HubReadFailure | undefined;
     try {
       next = await this.read(ed);
       if (this.lastError.delete(key)) this.o.logger.info({ edgeDeployment: key }, 'the built-in hub\'s status is readable again');
     } catch (error) {
-      const message = readErrorMessage(error);
-      if (this.lastError.get(key) !== message) {
-        this.lastError.set(key, message);
-        this.o.logger.warn({ edgeDeployment: key, reason: message }, 'cannot read the built-in hub\'s status; status.edgeHub keeps the last table read');
+      failure = error instanceof HubReadError ? error.failure : { reason: hubStatusReasons.statusUnreadable, message: readErrorMessage(error) };
+      if (this.lastError.get(key) !== failure.message) {
+        this.lastError.set(key, failure.message);
+        this.o.logger.warn({ edgeDeployment: key, reason: failure.reason, message: failure.message }, 'cannot read the built-in hub\'s status; status.edgeHub keeps the last table read');
       }
-      // Before the first good read there is no table to qualify: status.edgeHub stays absent (a pod that never
-      // answers, such as one on a simulated node, then costs no write).
-      if (!current) return;
-      next = { ...current, message };
+      // The last table read stays, qualified by the message; before the first good read there is none.
+      next = current ? { ...current, message: failure.message } : undefined;
     }
-    const decision = hubStatusWriteDecision(current, next, this.lastWrite.get(key), this.now(), this.t.countsIntervalMs);
-    if (decision === 'now') await this.apply(ed, next);
+    const condition = hubStatusCondition(failure, previousCondition, this.now(), this.t.startGraceMs);
+    const conditionChanged = !sameCondition(previousCondition, condition);
+    const decision = next === undefined ? 'none' : hubStatusWriteDecision(current, next, this.lastWrite.get(key), this.now(), this.t.countsIntervalMs);
+    if (decision !== 'now' && !conditionChanged) return;
+    // A write for the condition alone leaves status.edgeHub as it is (counts included).
+    await this.apply(ed, decision === 'now' ? next : current, condition, previousCondition);
+    const event = hubStatusEvent(previousCondition, condition);
+    if (event) await this.o.events?.record(ed, event.type, event.reason, event.message);
   }
 
   private async read(ed: EdgeDeployment): Promise<EdgeHubStatus> {
     const namespace = ed.metadata?.namespace as string;
     const pod = answeringHubPod(this.o.pods.list(namespace), ed.metadata?.name as string);
-    if (!pod) throw new Error('edgeHub has no running pod');
+    if (!pod) throw new HubReadError({ reason: hubStatusReasons.hubPodNotRunning, message: 'cannot read the hub\'s /status: edgeHub has no running pod' });
+    const podStartedAtMs = hubStartedAtMs(pod);
     const path = `/api/v1/namespaces/${namespace}/pods/${pod.metadata?.name as string}:${builtinHubMetricsPort}/proxy/status`;
-    const document = await this.o.client.request<unknown>('GET', path, {}, { timeoutMs: this.t.readTimeoutMs });
-    return edgeHubStatusFromDocument(document);
+    let document: unknown;
+    try {
+      document = await this.o.client.request<unknown>('GET', path, {}, { timeoutMs: this.t.readTimeoutMs });
+    } catch (error) {
+      throw new HubReadError({ reason: hubStatusReasons.statusUnreadable, message: readErrorMessage(error), ...(podStartedAtMs !== undefined ? { podStartedAtMs } : {}) });
+    }
+    try {
+      return edgeHubStatusFromDocument(document);
+    } catch (error) {
+      throw new HubReadError({ reason: hubStatusReasons.invalidStatus, message: readErrorMessage(error), ...(podStartedAtMs !== undefined ? { podStartedAtMs } : {}) });
+    }
   }
 
-  /** Applies status.edgeHub (or, with undefined, gives it up, which removes it). */
-  private async apply(ed: EdgeDeployment, edgeHub: EdgeHubStatus | undefined): Promise<void> {
+  /** Applies status.edgeHub and EdgeHubStatusKnown (or, with undefined, gives them up, which removes them). */
+  private async apply(ed: EdgeDeployment, edgeHub: EdgeHubStatus | undefined, condition: ConditionInput | undefined, previous?: EdgeDeploymentCondition): Promise<void> {
     const { namespace, name } = ed.metadata as { namespace: string; name: string };
+    const conditions = condition ? mergeConditions(previous ? [previous] : [], [condition], new Date(this.now()).toISOString()) : [];
+    const status = { ...(edgeHub ? { edgeHub } : {}), ...(conditions.length > 0 ? { conditions } : {}) };
     try {
       await this.o.client.request('PATCH', `${objectPath(edgeDeploymentResource, namespace, name)}/status`, { fieldManager: hubStatusFieldManager, force: 'true' }, {
-        body: { apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, metadata: { name, namespace }, status: edgeHub ? { edgeHub } : {} },
+        body: { apiVersion: edgeDeploymentApiVersion, kind: edgeDeploymentKind, metadata: { name, namespace }, status },
         contentType: 'application/apply-patch+yaml',
       });
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return; // the resource is gone
       throw error;
     }
-    this.lastWrite.set(keyOf(ed), this.now());
+    const key = keyOf(ed);
+    this.lastWrite.set(key, this.now());
+    if (conditions[0]) this.lastCondition.set(key, conditions[0]);
+    else this.lastCondition.delete(key);
   }
 }
 

@@ -157,6 +157,7 @@ export class OperatorManager {
       pods,
       settings: options.settings,
       logger: log.child({ component: 'hub-status' }),
+      events,
       timings: options.hubStatus ?? {},
     });
   }
