@@ -412,9 +412,11 @@ export class MqttServerCore<T> {
   /** Closes every connection and ends every session's pending deliveries with `error`. */
   close(error: Error): void {
     clearInterval(this.keepaliveTimer);
-    for (const c of [...this.all]) c.close(error, true);
+    // Sessions first: closing a clean session's connection would otherwise end its deliveries with
+    // that connection's own reason ('the client left a clean session') instead of `error`.
     for (const s of this.sessions.values()) s.abandon(error);
     this.sessions.clear();
+    for (const c of [...this.all]) c.close(error, true);
   }
 }
 

@@ -639,4 +639,35 @@ describe('MqttServerCore', () => {
     client.send(...received.filter((p) => p.qos === 1).map((p): Packet => ({ cmd: 'puback', messageId: p.messageId as number })));
     await until(() => deliveries.every((d) => d.state === 'resolved'), 'every delivery to resolve');
   });
+
+  it('close(error) closes every connection and rejects every session\'s pending deliveries with that error', async () => {
+    const will = { topic: 'will', payload: 'gone', qos: 0 as const, retain: false };
+    const clean = await connected('clean', { clean: true, will });
+    const persistent = await connected('persistent', { clean: false, will });
+    const away = await connected('away', { clean: false });
+    const deliveries = [
+      track(clean.connection.deliver('t', Buffer.from('1'))),
+      track(persistent.connection.deliver('t', Buffer.from('2'))),
+      track(away.connection.deliver('t', Buffer.from('3'))),
+    ];
+    await Promise.all([clean.client.barrier(), persistent.client.barrier(), away.client.barrier()]);
+    away.client.destroy();
+    await until(() => hooks.closed.length === 1, 'the closed hook for away');
+    expect(core.sessionOf('away')?.outgoing.size).toBe(1);
+
+    const error = new Error('server stopping');
+    core.close(error);
+    await until(() => deliveries.every((d) => d.state !== 'pending'), 'every delivery to settle');
+    expect(deliveries.map((d) => [d.state, d.error])).toEqual([
+      ['rejected', error],
+      ['rejected', error],
+      ['rejected', error],
+    ]);
+    await clean.client.closedWithin();
+    await persistent.client.closedWithin();
+    expect(core.connections()).toEqual([]);
+    expect(core.sessionOf('persistent')).toBeUndefined();
+    // The server closing on purpose is not a drop: no Will.
+    expect(hooks.publishes).toEqual([]);
+  });
 });
