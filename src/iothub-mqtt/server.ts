@@ -114,7 +114,7 @@ export class MqttConnection<T> {
     this.socket = socket;
     this.parser = mqttPacket.parser({ protocolVersion: 4 });
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
-    this.parser.on('error', (error: Error) => this.close(error));
+    this.parser.on('error', (error: Error) => this.onParseError(error));
     socket.on('data', (chunk: Buffer) => {
       this.lastSeenMs = Date.now();
       this.parser.parse(chunk);
@@ -157,6 +157,15 @@ export class MqttConnection<T> {
     this.flush();
     this.socket.destroy();
     this.server.onClosed(this, error, this.will);
+  }
+
+  /** The parser refused the bytes: a protocol violation, so the connection closes. */
+  private onParseError(error: Error): void {
+    // MQTT 3.1.1 §3.1.2.2: an unsupported protocol level is answered with CONNACK 1, then the close.
+    // mqtt-packet itself refuses levels other than 3, 4 and 5 while parsing the CONNECT (5 comes through
+    // and onConnect answers it), so that CONNACK has to go out from here.
+    if (!this.connected && error.message === 'Invalid protocol version') this.write({ cmd: 'connack', returnCode: 1, sessionPresent: false });
+    this.close(error);
   }
 
   /** The client sent DISCONNECT: no Will. */

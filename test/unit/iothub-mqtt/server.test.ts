@@ -253,6 +253,18 @@ describe('MqttServerCore', () => {
       expect(core.connectionOf('dev-5')).toBeUndefined();
     });
 
+    it('answers a protocol level the parser does not know (6) with CONNACK 1 and closes', async () => {
+      const client = await open();
+      const bytes = mqttPacket.generate(connectPacket('dev-6'));
+      // Fixed header (2 bytes) + protocol name (2 + 4 bytes): the protocol level is byte 8.
+      expect(bytes[8]).toBe(4);
+      bytes[8] = 6;
+      client.sendRaw(bytes);
+      await client.closedWithin();
+      expect(client.rest()).toEqual([expect.objectContaining({ cmd: 'connack', returnCode: 1 })]);
+      expect(hooks.authenticated).toEqual([]);
+    });
+
     it('answers an empty or over-300-character client id with CONNACK 2 and closes', async () => {
       const empty = await connect('');
       expect(empty.connack.returnCode).toBe(2);
