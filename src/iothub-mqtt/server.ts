@@ -134,6 +134,11 @@ export class MqttConnection<T> {
     return this.connected && !this.closedFlag;
   }
 
+  /** Whether reading is paused because the owner has a full window of publishes to settle. */
+  get waitingOnOwner(): boolean {
+    return this.pausedForWindow;
+  }
+
   /** Writes a PUBLISH with QoS 0. */
   publish0(topic: string, payload: Buffer): void {
     this.write({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
@@ -296,6 +301,9 @@ export class MqttConnection<T> {
     }
     if (this.pausedForWindow && this.inbound.length - this.inboundHead < inboundWindow / 2) {
       this.pausedForWindow = false;
+      // The client's packets (PINGREQs too) waited unread while the owner caught up: its keep-alive
+      // period starts again from here.
+      this.lastSeenMs = Date.now();
       this.maybeResume();
     }
   }
@@ -413,7 +421,9 @@ export class MqttServerCore<T> {
     const now = Date.now();
     for (const c of this.all) {
       // MQTT 3.1.1 §3.1.2.10: one and a half times the keep-alive without a packet, and the server disconnects.
-      if (c.keepalive > 0 && now - c.lastSeenMs > c.keepalive * 1_500) c.close(new Error('keep-alive timeout'));
+      // Not while the server itself has stopped reading the connection to let the owner catch up: the
+      // client's PINGREQs are then waiting unread, and it is not the client that went quiet.
+      if (c.keepalive > 0 && !c.waitingOnOwner && now - c.lastSeenMs > c.keepalive * 1_500) c.close(new Error('keep-alive timeout'));
       else if (!c.isConnected && now - c.openedMs > connectTimeoutMs) c.close(new Error('no CONNECT in time'), true);
     }
   }

@@ -435,6 +435,29 @@ describe('MqttServerCore', () => {
       expect(acks.map((p) => p.messageId)).toEqual(batch(1, 1_200).map((p) => p.messageId));
     });
 
+    it('does not time out a keep-alive while it is the server that stopped reading', async () => {
+      const answers: Deferred[] = [];
+      hooks.answer = () => {
+        const d = deferred();
+        answers.push(d);
+        return d.promise;
+      };
+      const { client } = await connected('dev', { keepalive: 1 });
+      const packets: Packet[] = [];
+      for (let id = 1; id <= 1_000; id++) packets.push(publish('t', 'x', 1, id));
+      client.send(...packets);
+      await until(() => hooks.publishes.length === 1_000, '1,000 publishes at the owner');
+      // A well-behaved client keeps pinging; the server is not reading them, by its own choice.
+      for (let i = 0; i < 6; i++) {
+        client.send({ cmd: 'pingreq' });
+        await sleep(400);
+      }
+      expect(client.isClosed).toBe(false);
+      for (const d of answers) d.resolve();
+      const after = await client.barrier();
+      expect(after.filter((p) => p.cmd === 'puback')).toHaveLength(1_000);
+      expect(client.isClosed).toBe(false);
+    });
   });
 
   describe('sessions', () => {
