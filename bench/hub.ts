@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -82,13 +83,33 @@ interface RunResult {
   p50: number;
   p99: number;
   received: number;
+  /** CPU time (user + system) the broker process spent per message delivered, in µs: unlike msg/s, barely moved by other load. */
+  brokerCpuUsPerMessage: number;
+  /** The same for this process, where the clients run. */
+  clientCpuUsPerMessage: number;
+}
+
+/** CPU time of a process so far, in µs (utime + stime from /proc, in clock ticks of 10 ms). */
+function cpuUs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return NaN;
+  }
+}
+
+function ownCpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 /**
  * Publishes `count` messages with up to `window` unacknowledged (flood) or at `rate` per second,
  * and waits until `arrivals` reports them all. Latency = arrival − send, in ms.
  */
-async function drive(sender: MqttClient, moduleId: string, count: number, pace: { window: number } | { rate: number }, arrivals: (onArrival: (sentAt: number) => void) => () => void): Promise<RunResult> {
+async function drive(sender: MqttClient, moduleId: string, count: number, pace: { window: number } | { rate: number }, arrivals: (onArrival: (sentAt: number) => void) => () => void, brokerPid?: number): Promise<RunResult> {
   const latencies: number[] = [];
   let done: () => void = () => undefined;
   const all = new Promise<void>((resolve) => {
@@ -99,6 +120,8 @@ async function drive(sender: MqttClient, moduleId: string, count: number, pace: 
     if (latencies.length >= count) done();
   });
   const started = performance.now();
+  const brokerCpuBefore = cpuUs(brokerPid);
+  const clientCpuBefore = ownCpuUs();
   let inFlight = 0;
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -127,7 +150,15 @@ async function drive(sender: MqttClient, moduleId: string, count: number, pace: 
   await Promise.race([all, timeout]);
   const elapsed = (performance.now() - started) / 1000;
   stop();
-  return { messagesPerSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), received: latencies.length };
+  const n = Math.max(1, latencies.length);
+  return {
+    messagesPerSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    received: latencies.length,
+    brokerCpuUsPerMessage: (cpuUs(brokerPid) - brokerCpuBefore) / n,
+    clientCpuUsPerMessage: (ownCpuUs() - clientCpuBefore) / n,
+  };
 }
 
 function inputArrivals(receiver: MqttClient): (onArrival: (sentAt: number) => void) => () => void {
@@ -166,19 +197,37 @@ async function startMosquitto(files: HubFiles): Promise<{ child: ChildProcess; p
   if (found.status !== 0 || !binary) return undefined;
   const port = await freePort();
   const conf = join(files.dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\ncertfile ${join(files.dir, 'tls.crt')}\nkeyfile ${join(files.dir, 'tls.key')}\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\n`);
-  const child = spawn(binary, ['-c', conf], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 500));
-  return { child, port };
+  // `user root`: run as root, mosquitto drops to its own user and then cannot read the key in the bench's directory.
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nuser root\ncertfile ${join(files.dir, 'tls.crt')}\nkeyfile ${join(files.dir, 'tls.key')}\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\n`);
+  const child = spawn(binary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  // Ready once it accepts a TCP connection; its own log says why when it does not.
+  for (let i = 0; i < 50; i++) {
+    if (child.exitCode !== null) break;
+    if (await new Promise<boolean>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    })) return { child, port };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  console.log(`Debian mosquitto did not start: ${log.trim().split('\n').slice(-3).join(' | ')}`);
+  return undefined;
 }
 
-async function relayRun(endpoint: Endpoint, options: Options): Promise<{ flood: RunResult; paced: RunResult }> {
+async function relayRun(endpoint: Endpoint, options: Options, pid: number | undefined): Promise<{ flood: RunResult; paced: RunResult }> {
   const receiver = await connect(endpoint, 'receiver');
   await subscribe(receiver, `devices/${deviceId}/modules/sensor/messages/events/#`);
   const sender = await connect(endpoint, 'sensor');
   const arrivals = inputArrivals(receiver);
-  const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals);
-  const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals);
+  const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals, pid);
+  const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals, pid);
   sender.end();
   receiver.end();
   return { flood, paced };
@@ -205,8 +254,8 @@ async function moduleToModule(options: Options, storeFsync: 'background' | 'inli
     await subscribe(receiver, `devices/${deviceId}/modules/filter/inputs/#`);
     const sender = await connect(endpoint, 'sensor');
     const arrivals = inputArrivals(receiver);
-    const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals);
-    const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals);
+    const flood = await drive(sender, 'sensor', options.messages, { window: options.window }, arrivals, hub.child.pid);
+    const paced = await drive(sender, 'sensor', options.rate * options.rateSeconds, { rate: options.rate }, arrivals, hub.child.pid);
     sender.end();
     receiver.end();
     return { flood, paced, files };
@@ -227,7 +276,7 @@ async function moduleToUpstream(options: Options): Promise<RunResult> {
         const listener = (m: TelemetryMessage) => onArrival(Number(m.properties.t));
         emulator.on('telemetry', listener);
         return () => emulator.off('telemetry', listener);
-      });
+      }, hub.child.pid);
       sender.end();
       return result;
     } finally {
@@ -292,15 +341,15 @@ export async function main(args: string[]): Promise<void> {
   const inline = await moduleToModule(options, 'inline');
   if (options.only === 'module-to-module') {
     for (const [name, r] of [['fsync background', a], ['fsync inline', inline]] as const) {
-      console.log(`hub module → route WHERE → module (${name}): flood ${fmt(r.flood.messagesPerSecond)} msg/s (p50 ${fmt(r.flood.p50, 1)} ms, p99 ${fmt(r.flood.p99, 1)} ms); paced p50 ${fmt(r.paced.p50, 1)} ms, p99 ${fmt(r.paced.p99, 1)} ms`);
+      console.log(`hub module → route WHERE → module (${name}): flood ${fmt(r.flood.messagesPerSecond)} msg/s (p50 ${fmt(r.flood.p50, 1)} ms, p99 ${fmt(r.flood.p99, 1)} ms, hub CPU ${fmt(r.flood.brokerCpuUsPerMessage, 1)} µs/msg, clients ${fmt(r.flood.clientCpuUsPerMessage, 1)} µs/msg); paced p50 ${fmt(r.paced.p50, 1)} ms, p99 ${fmt(r.paced.p99, 1)} ms`);
     }
     return;
   }
   const relay = await startRelay(a.files);
-  const aedes = await relayRun({ port: relay.port, ca: a.files.ca.cert }, options);
+  const aedes = await relayRun({ port: relay.port, ca: a.files.ca.cert }, options, relay.child.pid);
   relay.child.kill();
   const mosquittoProcess = await startMosquitto(a.files);
-  const mosquitto = mosquittoProcess ? await relayRun({ port: mosquittoProcess.port, ca: a.files.ca.cert }, options) : undefined;
+  const mosquitto = mosquittoProcess ? await relayRun({ port: mosquittoProcess.port, ca: a.files.ca.cert }, options, mosquittoProcess.child.pid) : undefined;
   mosquittoProcess?.child.kill();
   const b = await moduleToUpstream(options);
   const rss = await rssWithTenModules(options);
@@ -312,11 +361,12 @@ export async function main(args: string[]): Promise<void> {
     ['hub: module → route WHERE → module (durable, fsync inline: before)', inline.flood, inline.paced],
     ['hub: module → $upstream → emulator', b, undefined],
   ];
-  console.log('\n| path | flood msg/s | flood p50 ms | flood p99 ms | paced p50 ms | paced p99 ms | × edgeHub (~20 msg/s) |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('\n| path | flood msg/s | flood p50 ms | flood p99 ms | paced p50 ms | paced p99 ms | broker CPU µs/msg | clients CPU µs/msg | × edgeHub (~20 msg/s) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const [name, flood, paced] of rows) {
-    console.log(`| ${name} | ${fmt(flood?.messagesPerSecond ?? NaN)} | ${fmt(flood?.p50 ?? NaN, 1)} | ${fmt(flood?.p99 ?? NaN, 1)} | ${fmt(paced?.p50 ?? NaN, 1)} | ${fmt(paced?.p99 ?? NaN, 1)} | ${fmt((flood?.messagesPerSecond ?? NaN) / edgeHubReportedMsgPerSecond)} |`);
+    console.log(`| ${name} | ${fmt(flood?.messagesPerSecond ?? NaN)} | ${fmt(flood?.p50 ?? NaN, 1)} | ${fmt(flood?.p99 ?? NaN, 1)} | ${fmt(paced?.p50 ?? NaN, 1)} | ${fmt(paced?.p99 ?? NaN, 1)} | ${fmt(flood?.brokerCpuUsPerMessage ?? NaN, 1)} | ${fmt(flood?.clientCpuUsPerMessage ?? NaN, 1)} | ${fmt((flood?.messagesPerSecond ?? NaN) / edgeHubReportedMsgPerSecond)} |`);
   }
+  console.log('(broker CPU: the broker process\'s user+system time over the flood ÷ messages delivered; the upstream row\'s clients include the emulator, which runs in this process)');
   console.log(`\nhub module→module ÷ aedes relay: ${fmt(a.flood.messagesPerSecond / aedes.flood.messagesPerSecond, 2)}`);
   console.log(`hub RSS with 10 modules (5 senders → 5 receivers, routes with WHERE): ${fmt(rss.idle)} MB connected and idle, ${fmt(rss.peak)} MB peak while moving ${fmt(rss.messagesPerSecond)} msg/s`);
 }

@@ -26,13 +26,19 @@ export class RawMqttClient extends EventEmitter {
   private nextId = 0;
   private writes: Buffer[] = [];
   private flushScheduled = false;
+  private ended = false;
+  private connected = false;
 
   private constructor(socket: TLSSocket) {
     super();
     this.socket = socket;
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
     socket.on('data', (chunk: Buffer) => this.parser.parse(chunk));
-    socket.on('error', (error) => this.emit('error', error));
+    // After end() the broker may reset the connection (a stopped hub): nothing to report then.
+    socket.on('error', (error) => {
+      // Before CONNACK, connect()'s promise reports the error.
+      if (this.connected && !this.ended) this.emit('error', error);
+    });
   }
 
   static connect(options: RawConnectOptions): Promise<RawMqttClient> {
@@ -42,6 +48,7 @@ export class RawMqttClient extends EventEmitter {
       socket.once('error', reject);
       client.once('connack', (returnCode: number) => {
         socket.off('error', reject);
+        client.connected = true;
         if (returnCode === 0) resolve(client);
         else reject(new Error(`CONNACK ${returnCode}`));
       });
@@ -76,6 +83,7 @@ export class RawMqttClient extends EventEmitter {
   }
 
   end(): void {
+    this.ended = true;
     this.write({ cmd: 'disconnect' });
     this.flush();
     this.socket.end();
