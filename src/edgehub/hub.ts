@@ -21,11 +21,11 @@ import { decodeStored, encodeStored, inputPropertyBag, routedFromTelemetry, send
 import type { HubMetrics } from './metrics.ts';
 import { StoreFullError } from './queues.ts';
 import type { EnqueueItem, HubQueues, StoredEntry } from './queues.ts';
-import { createEdgeHubReporter } from './reported-upstream.ts';
 import type { EdgeHubReporter } from './reported.ts';
 import { checkReportedPatch, TwinCache } from './twins.ts';
 import type { JsonObject } from './twins.ts';
-import { moduleConnectionString, UpstreamLink } from './upstream.ts';
+import type { UpstreamLink } from './upstream.ts';
+import type { UpstreamModule } from './upstream-module.ts';
 
 export interface EdgeHubOptions {
   config: HubConfig;
@@ -38,6 +38,8 @@ export interface EdgeHubOptions {
   expiryIntervalMs?: number;
   /** How often the routes file is checked for changes. */
   routesPollMs?: number;
+  /** IoT Hub's device SDK (loadUpstreamModule()); required when config.upstream is set. */
+  upstream?: UpstreamModule;
 }
 
 const upstreamEndpoint = '$upstream';
@@ -54,6 +56,7 @@ export class EdgeHub {
   private readonly connections = new ConnectionTable();
   /** $edgeHub's reported properties (the connection table) in IoT Hub mode. */
   private readonly reporter: EdgeHubReporter | undefined;
+  private readonly upstreamModule: UpstreamModule | undefined;
   private upstreamOnline = false;
   private readonly deliverers = new Map<string, Deliverer>();
   private readonly links = new Map<string, UpstreamLink>();
@@ -80,7 +83,9 @@ export class EdgeHub {
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
     this.routesPollMs = options.routesPollMs ?? 1_000;
     this.twins = new TwinCache(this.config.storeDir);
-    this.reporter = createEdgeHubReporter(this.config, this.connections, this.logger);
+    if (this.config.upstream && !options.upstream) throw new Error('a hub with an IoT Hub needs the upstream module (loadUpstreamModule())');
+    this.upstreamModule = options.upstream;
+    this.reporter = options.upstream?.createEdgeHubReporter(this.config, this.connections, this.logger);
     this.broker = new IotHubBroker({
       name: 'edge hub',
       hostNames: () => acceptedHostNames(this.config),
@@ -402,10 +407,11 @@ export class EdgeHub {
 
   private link(moduleId: string): UpstreamLink | undefined {
     const upstream = this.config.upstream;
-    if (!upstream) return undefined;
+    const sdk = this.upstreamModule;
+    if (!upstream || !sdk) return undefined;
     let link = this.links.get(moduleId);
     if (!link) {
-      link = new UpstreamLink(moduleId, moduleConnectionString(upstream, this.config.deviceId, moduleId, this.config.rootKey), {
+      link = new sdk.UpstreamLink(moduleId, sdk.moduleConnectionString(upstream, this.config.deviceId, moduleId, this.config.rootKey), {
         desired: (m, patch) => this.forwardDesired(m, patch),
         method: (m, name, payload) => this.forwardMethod(m, name, payload),
         state: (m, connected, error) => this.onLinkState(m, connected, error),

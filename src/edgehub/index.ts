@@ -8,10 +8,12 @@ import type { HubFlags } from './config.ts';
 import { EdgeHub } from './hub.ts';
 import { HubMetrics } from './metrics.ts';
 import { openHubQueues } from './store-adapter.ts';
+import { loadUpstreamModule } from './upstream-module.ts';
 
 export { HubConfigError, loadHubConfig } from './config.ts';
 export type { HubConfig, HubFlags } from './config.ts';
 export { EdgeHub } from './hub.ts';
+export { loadUpstreamModule } from './upstream-module.ts';
 export { HubMetrics } from './metrics.ts';
 export { unsupportedProtocolMessage } from './listener.ts';
 export type { ClientConnectionStatus, HubStatusDocument, UpstreamStatus } from './connections.ts';
@@ -27,7 +29,8 @@ export async function startEdgeHubProcess(flags: HubFlags, logger: Logger): Prom
   const config = loadHubConfig(flags);
   const queues = await openHubQueues(config.storeDir, config.storeMaxBytes, 'full', config.storeFsync);
   const metrics = new HubMetrics();
-  const hub = new EdgeHub({ config, queues, metrics, logger });
+  const upstream = config.upstream ? await loadUpstreamModule() : undefined;
+  const hub = new EdgeHub({ config, queues, metrics, logger, ...(upstream ? { upstream } : {}) });
   const checks = new HealthChecks();
   checks.addReadinessCheck('routes', () => {
     if (!hub.routesLoaded) throw new Error(`the routes file ${config.routesFile} has not been loaded (see the log)`);

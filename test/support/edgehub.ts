@@ -18,6 +18,8 @@ import { deriveModuleKey } from '../../src/runtime/sas.ts';
 
 export const { ModuleClient, Message } = device;
 const cliMain = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The compiled CLI (`npm run build`), as the image runs it: no type stripping in the process. */
+export const compiledCliMain = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface HubFiles {
   dir: string;
@@ -79,8 +81,8 @@ export interface HubProcess {
 }
 
 /** Starts the hub; resolves once it listens. `env` adds variables (NODE_EXTRA_CA_CERTS for the emulator's CA). */
-export async function startHub(files: HubFiles, env: Record<string, string> = {}): Promise<HubProcess> {
-  const child = spawn(process.execPath, [cliMain, 'edgehub', ...files.args], {
+export async function startHub(files: HubFiles, env: Record<string, string> = {}, entry: string = cliMain): Promise<HubProcess> {
+  const child = spawn(process.execPath, [entry, 'edgehub', ...files.args], {
     env: { ...process.env, ...env, NODE_NO_WARNINGS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -188,11 +190,11 @@ export function registerDerivedIdentities(emulator: HubEmulator, files: HubFiles
  * A hub whose module `sensor` routes everything to $upstream in `emulator` (as IoT Hub): the device and the
  * sensor's and $edgeHub's identities (their derived keys) registered there, the hub trusting the emulator's CA.
  */
-export async function startUpstreamHub(emulator: HubEmulator, deviceId: string): Promise<{ files: HubFiles; hub: HubProcess }> {
+export async function startUpstreamHub(emulator: HubEmulator, deviceId: string, entry: string = cliMain): Promise<{ files: HubFiles; hub: HubProcess }> {
   emulator.createEdgeDevice(deviceId);
   const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
   registerDerivedIdentities(emulator, files, ['sensor']);
   writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-  const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') });
+  const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') }, entry);
   return { files, hub };
 }
