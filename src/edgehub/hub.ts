@@ -17,7 +17,8 @@ import type { HubConfig } from './config.ts';
 import { Deliverer } from './delivery.ts';
 import type { DeliveryTarget } from './delivery.ts';
 import { createHubListener, unsupportedProtocolMessage } from './listener.ts';
-import { decodeStored, encodeStored, inputPropertyBag, routedFromTelemetry, senderModule, twinChangeNotification } from './messages.ts';
+import { decodeStored, encodeStored, routedFromTelemetry, senderModule, storedForInput, twinChangeNotification } from './messages.ts';
+import type { StoredForInput } from './messages.ts';
 import type { HubMetrics } from './metrics.ts';
 import { StoreFullError } from './queues.ts';
 import type { EnqueueItem, HubQueues, StoredEntry } from './queues.ts';
@@ -73,6 +74,7 @@ export class EdgeHub {
   private stopping = false;
   /** Each entry in flight decoded once, for sending and then for counting. */
   private readonly decoded = new WeakMap<StoredEntry, RoutedMessage>();
+  private readonly inputViews = new WeakMap<StoredEntry, StoredForInput>();
 
   constructor(options: EdgeHubOptions) {
     this.config = options.config;
@@ -230,7 +232,7 @@ export class EdgeHub {
 
   private receive(identity: Identity, message: TelemetryMessage): Promise<void> | void {
     const moduleId = identity.moduleId as string;
-    this.metrics.received.inc({ id: moduleId, route_output: message.outputName ?? '' });
+    this.metrics.receivedFrom(moduleId, message.outputName ?? '');
     return this.route(routedFromTelemetry(message, moduleId));
   }
 
@@ -319,14 +321,14 @@ export class EdgeHub {
     return {
       ready: () => this.broker.isSubscribed(identity, probe),
       send: (entry) => {
-        const message = this.decode(entry);
-        return this.broker.deliver(identity, moduleInputTopic(identity.deviceId, moduleId, input, inputPropertyBag(message)), message.body);
+        const stored = this.forInput(entry);
+        return this.broker.deliver(identity, moduleInputTopic(identity.deviceId, moduleId, input, stored.bag), stored.body);
       },
       failed: (_entry, error) => {
         if (!(error instanceof DeliveryAbandoned)) this.logger.warn({ module: moduleId, input, error: error.message }, 'delivery to a module input failed');
         this.metrics.redeliveries.inc({ endpoint: `/modules/${moduleId}/inputs/${input}` });
       },
-      delivered: (entry) => this.countDelivered(entry, moduleId, input),
+      delivered: (entry) => this.countDelivered(entry, this.forInput(entry).sender ?? '', moduleId, input),
     };
   }
 
@@ -339,10 +341,18 @@ export class EdgeHub {
     return message;
   }
 
-  private countDelivered(entry: StoredEntry, to: string, input: string): void {
-    const sender = senderModule(this.decode(entry)) ?? '';
-    this.metrics.sent.inc({ from: sender, to, to_route_input: input });
-    this.metrics.processDuration.observe({ from: sender, to }, Math.max(0, Date.now() - entry.enqueuedAt) / 1000);
+  private countDelivered(entry: StoredEntry, sender: string, to: string, input: string): void {
+    this.metrics.delivered(sender, to, input, Math.max(0, Date.now() - entry.enqueuedAt) / 1000);
+  }
+
+  /** What a module-input delivery needs of an entry, read once per entry in flight (for sending, then counting). */
+  private forInput(entry: StoredEntry): StoredForInput {
+    let stored = this.inputViews.get(entry);
+    if (!stored) {
+      stored = storedForInput(entry.payload);
+      this.inputViews.set(entry, stored);
+    }
+    return stored;
   }
 
   private kickModule(moduleId: string | undefined): void {
@@ -387,7 +397,7 @@ export class EdgeHub {
       delivered: (entry) => {
         this.upstreamBackoffMs = 0;
         this.setUpstreamOnline(true);
-        this.countDelivered(entry, upstreamEndpoint, '');
+        this.countDelivered(entry, senderModule(this.decode(entry)) ?? '', upstreamEndpoint, '');
       },
     };
   }

@@ -1,6 +1,7 @@
 // A module's message in its three shapes: as it arrives (the MQTT property bag), as the router reads
 // it (RoutedMessage: IoT Hub's system property names), and as the store keeps it (bytes). The stored
 // form is a length-prefixed JSON header followed by the raw body, so a body is never re-encoded.
+import { formatPropertyBag } from '../iothub-mqtt/index.ts';
 import type { PropertyBag, TelemetryMessage } from '../iothub-mqtt/index.ts';
 import type { RoutedMessage } from '../routing/index.ts';
 
@@ -87,19 +88,78 @@ interface StoredHeader {
   src: RoutedMessage['source'];
 }
 
-/** The bytes the store keeps: a 4-byte header length, the JSON header, the body. */
+/**
+ * The bytes the store keeps (format 2): a marker byte 0xfe and the format byte, the sending module and
+ * the property bag a module input receives (both ready for delivery, so delivering reads no JSON), then
+ * the JSON header (properties, system properties, source) and the body:
+ *   0xfe 0x02 | u16 sender length | sender | u32 bag length | bag | u32 header length | header | body
+ * Format 1 (a u32 header length, the header, the body) is what earlier hubs stored; it is still read: its
+ * first byte is 0, since no header comes near 2^24 bytes.
+ */
+const format2Marker = 0xfe;
+
 export function encodeStored(message: RoutedMessage): Buffer {
+  const sender = Buffer.from(senderModule(message) ?? '');
+  const bag = Buffer.from(formatPropertyBag(inputPropertyBag(message)));
   const header = Buffer.from(JSON.stringify({ p: message.properties, s: message.systemProperties, src: message.source } satisfies StoredHeader));
-  const length = Buffer.allocUnsafe(4);
-  length.writeUInt32BE(header.length, 0);
-  return Buffer.concat([length, header, message.body]);
+  const out = Buffer.allocUnsafe(2 + 2 + sender.length + 4 + bag.length + 4 + header.length + message.body.length);
+  let at = 0;
+  out[at++] = format2Marker;
+  out[at++] = 2;
+  at = out.writeUInt16BE(sender.length, at);
+  at += sender.copy(out, at);
+  at = out.writeUInt32BE(bag.length, at);
+  at += bag.copy(out, at);
+  at = out.writeUInt32BE(header.length, at);
+  at += header.copy(out, at);
+  message.body.copy(out, at);
+  return out;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** What a delivery to a module input needs of a stored message, read without parsing JSON. */
+export interface StoredForInput {
+  /** The sending module, or undefined (a device, or format 1 without it). */
+  sender: string | undefined;
+  /** The property bag for the input topic. */
+  bag: string;
+  body: Buffer;
+}
+
+export function storedForInput(bytes: Uint8Array): StoredForInput {
+  const buffer = asBuffer(bytes);
+  if (buffer[0] !== format2Marker) {
+    const message = decodeStored(buffer);
+    return { sender: senderModule(message), bag: formatPropertyBag(inputPropertyBag(message)), body: message.body };
+  }
+  let at = 2;
+  const senderLength = buffer.readUInt16BE(at);
+  at += 2;
+  const sender = buffer.toString('utf8', at, at + senderLength);
+  at += senderLength;
+  const bagLength = buffer.readUInt32BE(at);
+  at += 4;
+  const bag = buffer.toString('utf8', at, at + bagLength);
+  at += bagLength;
+  const headerLength = buffer.readUInt32BE(at);
+  at += 4 + headerLength;
+  return { sender: sender === '' ? undefined : sender, bag, body: buffer.subarray(at) };
 }
 
 export function decodeStored(bytes: Uint8Array): RoutedMessage {
-  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = buffer.readUInt32BE(0);
-  const header = JSON.parse(buffer.subarray(4, 4 + headerLength).toString('utf8')) as StoredHeader;
-  return { properties: header.p, systemProperties: header.s, source: header.src, body: buffer.subarray(4 + headerLength) };
+  const buffer = asBuffer(bytes);
+  let at = 0;
+  if (buffer[0] === format2Marker) {
+    at = 2;
+    at += 2 + buffer.readUInt16BE(at);
+    at += 4 + buffer.readUInt32BE(at);
+  }
+  const headerLength = buffer.readUInt32BE(at);
+  const header = JSON.parse(buffer.toString('utf8', at + 4, at + 4 + headerLength)) as StoredHeader;
+  return { properties: header.p, systemProperties: header.s, source: header.src, body: buffer.subarray(at + 4 + headerLength) };
 }
 
 /** The module a message came from, for upstream telemetry "from the sending module". */

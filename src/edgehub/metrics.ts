@@ -52,6 +52,35 @@ export class HubMetrics {
     this.directMethods = new Counter({ name: 'edgehub_direct_methods_total', help: 'Direct method calls from IoT Hub forwarded to modules, by result.', labelNames: ['result'], registers });
   }
 
+  private readonly children = new Map<string, { sent: { inc(): void }; duration: { observe(v: number): void } }>();
+  private readonly receivedChildren = new Map<string, { inc(): void }>();
+
+  /**
+   * Counts one delivered message. The labelled children are looked up once per (sender, endpoint, input):
+   * prom-client hashes the label object on every call otherwise, a measurable share of a message's cost.
+   */
+  delivered(from: string, to: string, input: string, seconds: number): void {
+    const key = `${from}\u0000${to}\u0000${input}`;
+    let child = this.children.get(key);
+    if (!child) {
+      child = { sent: this.sent.labels({ from, to, to_route_input: input }), duration: this.processDuration.labels({ from, to }) };
+      this.children.set(key, child);
+    }
+    child.sent.inc();
+    child.duration.observe(seconds);
+  }
+
+  /** Counts one message received from a module's output. */
+  receivedFrom(id: string, output: string): void {
+    const key = `${id}\u0000${output}`;
+    let child = this.receivedChildren.get(key);
+    if (!child) {
+      child = this.received.labels({ id, route_output: output });
+      this.receivedChildren.set(key, child);
+    }
+    child.inc();
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }

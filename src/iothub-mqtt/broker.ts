@@ -23,7 +23,7 @@ import {
 } from './topics.ts';
 import type { Identity, PropertyBag } from './topics.ts';
 import { DeliveryAbandoned, MqttServerCore } from './server.ts';
-import type { ConnectRefusal, MqttConnection } from './server.ts';
+import type { ConnectRefusal, MqttConnection, Session } from './server.ts';
 
 export { DeliveryAbandoned } from './server.ts';
 
@@ -117,6 +117,7 @@ export class IotHubBroker extends EventEmitter {
   private readonly core: MqttServerCore<Connection>;
   private readonly options: IotHubBrokerOptions;
   private readonly pendingMethods = new Map<string, (result: MethodResult) => void>();
+  private readonly subscriptionMatches = new WeakMap<Session, { version: number; topics: Map<string, boolean> }>();
   private methodCounter = 0;
   private connectionCounter = 0;
 
@@ -180,8 +181,20 @@ export class IotHubBroker extends EventEmitter {
   isSubscribed(identity: Identity, topic: string): boolean {
     const session = this.connectionOf(identity)?.session;
     if (!session) return false;
-    for (const filter of session.subscriptions.keys()) if (topicMatches(filter, topic)) return true;
-    return false;
+    // The hub asks this before every batch of deliveries, for the same few topics: the answers are kept
+    // until the session's subscriptions change.
+    let cache = this.subscriptionMatches.get(session);
+    if (!cache || cache.version !== session.subscriptionVersion) {
+      cache = { version: session.subscriptionVersion, topics: new Map() };
+      this.subscriptionMatches.set(session, cache);
+    }
+    let matched = cache.topics.get(topic);
+    if (matched === undefined) {
+      matched = false;
+      for (const filter of session.subscriptions.keys()) if (topicMatches(filter, topic)) matched = true;
+      if (cache.topics.size < 256) cache.topics.set(topic, matched);
+    }
+    return matched;
   }
 
   /** Writes a hub→client message (QoS 0) to the identity's live connection. False when not connected. */
