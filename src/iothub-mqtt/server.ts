@@ -113,7 +113,15 @@ export class MqttConnection<T> {
     this.server = server;
     this.socket = socket;
     this.parser = mqttPacket.parser({ protocolVersion: 4 });
-    this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
+    this.parser.on('packet', (packet: Packet) => {
+      // A throw from the owner's hooks ends this connection, not the process.
+      try {
+        this.onPacket(packet);
+      } catch (error) {
+        this.server.hooks.log('closing a connection after an internal error', { clientId: this.clientId, error: asError(error).message });
+        this.close(asError(error), true);
+      }
+    });
     this.parser.on('error', (error: Error) => this.onParseError(error));
     socket.on('data', (chunk: Buffer) => {
       this.lastSeenMs = Date.now();
@@ -147,6 +155,8 @@ export class MqttConnection<T> {
   /** Writes a QoS 1 delivery into the session; settles on the client's PUBACK (or the session's end). */
   deliver(topic: string, payload: Buffer): Promise<void> {
     const session = this.session as Session;
+    // A closed clean session was abandoned already: a delivery added to it would never settle.
+    if (this.closedFlag && this.clean) return Promise.reject(new DeliveryAbandoned(`${this.clientId} is not connected`));
     return new Promise<void>((resolve, reject) => {
       const messageId = session.nextMessageId();
       session.outgoing.set(messageId, { topic, payload, resolve, reject });
@@ -160,7 +170,18 @@ export class MqttConnection<T> {
     this.closedFlag = true;
     if (quiet) this.will = undefined;
     this.flush();
-    this.socket.destroy();
+    // What was just written (a refusal's CONNACK) still goes out: end() flushes, then destroy() once the
+    // socket has finished, or after a second when the peer does not read.
+    if (this.socket.writableLength > 0 && !this.socket.destroyed) {
+      const timer = setTimeout(() => this.socket.destroy(), 1_000);
+      timer.unref();
+      this.socket.end(() => {
+        clearTimeout(timer);
+        this.socket.destroy();
+      });
+    } else {
+      this.socket.destroy();
+    }
     this.server.onClosed(this, error, this.will);
   }
 

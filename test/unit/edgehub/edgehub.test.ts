@@ -4,7 +4,8 @@ import { ConnectionTable } from '../../../src/edgehub/connections.ts';
 import { Deliverer } from '../../../src/edgehub/delivery.ts';
 import type { DeliveryTarget } from '../../../src/edgehub/delivery.ts';
 import { sniffProtocol } from '../../../src/edgehub/listener.ts';
-import { decodeStored, encodeStored, inputPropertyBag, routedFromTelemetry } from '../../../src/edgehub/messages.ts';
+import { decodeStored, encodeStored, inputPropertyBag, routedFromTelemetry, storedForInput } from '../../../src/edgehub/messages.ts';
+import { formatPropertyBag } from '../../../src/iothub-mqtt/index.ts';
 import type { HubQueues, StoredEntry } from '../../../src/edgehub/queues.ts';
 import { mergePatch, TwinCache } from '../../../src/edgehub/twins.ts';
 import { deriveModuleKey } from '../../../src/runtime/sas.ts';
@@ -65,6 +66,23 @@ describe('edge hub messages', () => {
   it('stores a message as bytes that decode to the same message', () => {
     const back = decodeStored(encodeStored(routed));
     expect({ ...back, body: back.body.toString() }).toEqual({ ...routed, body: routed.body.toString() });
+  });
+
+  it('reads what a module input needs from the stored bytes: the sender, the bag as sent, the body', () => {
+    const view = storedForInput(encodeStored(routed));
+    expect(view.sender).toBe('sensor');
+    expect(view.bag).toBe(formatPropertyBag(inputPropertyBag(routed)));
+    expect(view.body.toString()).toBe('{"t":1}');
+  });
+
+  it('still reads format 1 (a u32 header length, the JSON header, the body), as hubs before stored it', () => {
+    const header = Buffer.from(JSON.stringify({ p: routed.properties, s: routed.systemProperties, src: routed.source }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(header.length);
+    const format1 = Buffer.concat([length, header, routed.body]);
+    const back = decodeStored(format1);
+    expect({ ...back, body: back.body.toString() }).toEqual({ ...routed, body: routed.body.toString() });
+    expect(storedForInput(format1)).toEqual({ sender: 'sensor', bag: formatPropertyBag(inputPropertyBag(routed)), body: routed.body });
   });
 
   it('writes the receiving module\'s property bag with the sender, as edgeHub does', () => {
