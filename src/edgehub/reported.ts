@@ -181,16 +181,18 @@ export class EdgeHubReporter {
 
   /** IoT Hub is reachable again (another link reconnected): send what waits without the rest of the backoff. */
   upstreamBack(): void {
-    if (!hasPending(this.pending) || this.sending) return;
+    // Only while backing off: otherwise a send is due within the coalescing window anyway, and pushing it back on
+    // every module link that connects would postpone it for as long as modules keep connecting.
+    if (this.backoffMs === 0 || !hasPending(this.pending) || this.sending) return;
     this.backoffMs = 0;
     this.reschedule(this.coalesceMs);
   }
 
+  /** Stops sending; a send under way is not waited for (it may wait on an unreachable IoT Hub), its link is closed. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.sending;
     await this.o.link.close();
   }
 
@@ -242,7 +244,7 @@ export class EdgeHubReporter {
       requeue(this.pending, taking);
       this.backoffMs = nextBackoff(this.backoffMs, this.minBackoffMs, this.maxBackoffMs);
       const message = error instanceof Error ? error.message : String(error);
-      if (message !== this.lastFailure) {
+      if (!this.stopped && message !== this.lastFailure) {
         this.lastFailure = message;
         this.o.log('warn', '$edgeHub reported properties not sent; kept and retried', { error: message, retryInMs: this.backoffMs });
       }

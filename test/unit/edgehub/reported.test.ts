@@ -170,6 +170,35 @@ describe('EdgeHubReporter', () => {
     await reporter.stop();
   });
 
+  it('sends within the coalescing window while module links keep connecting', async () => {
+    const link = new FakeLink();
+    const table = new ConnectionTable();
+    const { reporter } = reporterWith(link, table, { coalesceMs: 50 });
+    reporter.start();
+    await until(() => link.patches.length === 1, 'the clear');
+    const started = Date.now();
+    table.connected('dev1/a', new Date());
+    reporter.clientChanged('dev1/a');
+    while (link.patches.length < 2 && Date.now() - started < 1_000) {
+      reporter.upstreamBack();
+      await sleep(10);
+    }
+    expect(link.patches).toHaveLength(2);
+    expect(Date.now() - started).toBeLessThan(500);
+    await reporter.stop();
+  });
+
+  it('stops without waiting for a send stuck on an unreachable IoT Hub', async () => {
+    const table = new ConnectionTable();
+    let closed = false;
+    const stuck = { patchReported: () => new Promise<void>(() => undefined), close: () => { closed = true; return Promise.resolve(); } };
+    const reporter = new EdgeHubReporter({ link: stuck, table: () => table.snapshot(), log: () => undefined, coalesceMs: 1 });
+    reporter.start();
+    await sleep(20);
+    await reporter.stop();
+    expect(closed).toBe(true);
+  });
+
   it('after the link was lost, reconnects only when there is something to send, after the hold-off', async () => {
     const link = new FakeLink();
     const table = new ConnectionTable();
