@@ -62,6 +62,10 @@ describe('status.edgeHub from the built-in hub on edge-worker-0', () => {
     expect(hub.connectedClients).toBe(2);
     expect(hub.message).toBeUndefined();
     expect(Date.parse(hub.clients![`${namespace}/filter`]!.lastConnectedTimeUtc!)).not.toBeNaN();
+    // The read works, and a hub that started normally (Unknown, HubStarting, until its first read) raised no Warning.
+    expect(ed.status!.conditions?.find((c) => c.type === 'EdgeHubStatusKnown')).toMatchObject({ status: 'True', reason: 'StatusRead' });
+    const events = (JSON.parse(await kubectl(cluster, ['-n', namespace, 'get', 'events', '-o', 'json'])) as { items: { type: string; reason: string }[] }).items;
+    expect(events.filter((e) => e.type === 'Warning' && e.reason.startsWith('EdgeHub'))).toEqual([]);
     // The hub's pod has no API token: the table came through the pod proxy, not from the hub.
     const [hubPod] = JSON.parse(await kubectl(cluster, ['-n', namespace, 'get', 'pods', '-l', 'iotedge-operator.io/module=edgehub', '-o', 'json'])).items as { spec: { automountServiceAccountToken?: boolean; containers: { image: string }[] } }[];
     expect(hubPod!.spec.containers[0]!.image).toBe('localhost/iotedge-operator:dev');
