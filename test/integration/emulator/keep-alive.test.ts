@@ -2,6 +2,7 @@
 // reuses its connection across idle gaps instead of racing the server's close ("socket hang up").
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Agent, request } from 'node:https';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Registry } from 'azure-iothub';
@@ -22,11 +23,17 @@ afterAll(async () => {
   await hub.stop();
 });
 
-/** Counts the TCP connections this process opens while `work` runs. */
+/**
+ * Counts the TCP connections this process opens to the emulator's HTTPS port while `work` runs. Only that
+ * port: a client left running by an earlier test file in the same jest worker may open its own.
+ */
 async function connectionsOpenedDuring(work: () => Promise<unknown>): Promise<number> {
   let opened = 0;
-  const onSocket = () => {
-    opened += 1;
+  const onSocket = (message: unknown) => {
+    const socket = (message as { socket: Socket }).socket;
+    socket.once('connect', () => {
+      if (socket.remotePort === hub.httpsPort) opened += 1;
+    });
   };
   subscribe('net.client.socket', onSocket);
   try {
