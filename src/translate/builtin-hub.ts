@@ -46,6 +46,14 @@ export interface BuiltinHubRuntime {
   fsGroup: number;
 }
 
+/**
+ * V8's heap settings for the hub's Node process. Left to its defaults, V8 lets the old generation grow
+ * lazily on a machine with gigabytes free: `npm run bench -- hub` measured 309 MB of RSS at 25,000 msg/s
+ * with 10 modules. With these, 136 MB at 19,000 msg/s; what the hub keeps alive is far smaller (messages
+ * wait in the store, and the store's memory cache holds their bytes outside the JS heap).
+ */
+export const builtinHubNodeOptions = '--max-semi-space-size=2 --max-old-space-size=128';
+
 export function builtinEdgeHubRuntime(input: BuiltinHubInput): BuiltinHubRuntime {
   const v = (name: string, value: string): V1EnvVar => ({ name: `IOTEDGE_EDGEHUB_${name}`, value });
   const env: V1EnvVar[] = [
@@ -59,6 +67,7 @@ export function builtinEdgeHubRuntime(input: BuiltinHubInput): BuiltinHubRuntime
     v('PORT', String(builtinHubMqttPort)),
     v('METRICS_BIND_ADDRESS', `0.0.0.0:${builtinHubMetricsPort}`),
     v('HEALTH_PROBE_BIND_ADDRESS', `0.0.0.0:${builtinHubProbePort}`),
+    { name: 'NODE_OPTIONS', value: builtinHubNodeOptions },
   ];
   const volumes: V1Volume[] = [
     { name: 'edgehub-device-identity', secret: { secretName: input.identitySecretName, items: [{ key: 'rootKey', path: 'rootKey' }], defaultMode: 0o440 } },

@@ -190,11 +190,11 @@ export function registerDerivedIdentities(emulator: HubEmulator, files: HubFiles
  * A hub whose module `sensor` routes everything to $upstream in `emulator` (as IoT Hub): the device and the
  * sensor's and $edgeHub's identities (their derived keys) registered there, the hub trusting the emulator's CA.
  */
-export async function startUpstreamHub(emulator: HubEmulator, deviceId: string, entry: string = cliMain): Promise<{ files: HubFiles; hub: HubProcess }> {
+export async function startUpstreamHub(emulator: HubEmulator, deviceId: string, entry: string = cliMain, env: Record<string, string> = {}): Promise<{ files: HubFiles; hub: HubProcess }> {
   emulator.createEdgeDevice(deviceId);
   const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
   registerDerivedIdentities(emulator, files, ['sensor']);
   writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-  const hub = await startHub(files, { NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') }, entry);
+  const hub = await startHub(files, { ...env, NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') }, entry);
   return { files, hub };
 }
