@@ -99,19 +99,23 @@ interface StoredHeader {
 const format2Marker = 0xfe;
 
 export function encodeStored(message: RoutedMessage): Buffer {
-  const sender = Buffer.from(senderModule(message) ?? '');
-  const bag = Buffer.from(formatPropertyBag(inputPropertyBag(message)));
-  const header = Buffer.from(JSON.stringify({ p: message.properties, s: message.systemProperties, src: message.source } satisfies StoredHeader));
-  const out = Buffer.allocUnsafe(2 + 2 + sender.length + 4 + bag.length + 4 + header.length + message.body.length);
+  // Strings are written straight into the one buffer: no intermediate Buffer per part.
+  const sender = senderModule(message) ?? '';
+  const bag = formatPropertyBag(inputPropertyBag(message));
+  const header = JSON.stringify({ p: message.properties, s: message.systemProperties, src: message.source } satisfies StoredHeader);
+  const senderLength = Buffer.byteLength(sender);
+  const bagLength = Buffer.byteLength(bag);
+  const headerLength = Buffer.byteLength(header);
+  const out = Buffer.allocUnsafe(2 + 2 + senderLength + 4 + bagLength + 4 + headerLength + message.body.length);
   let at = 0;
   out[at++] = format2Marker;
   out[at++] = 2;
-  at = out.writeUInt16BE(sender.length, at);
-  at += sender.copy(out, at);
-  at = out.writeUInt32BE(bag.length, at);
-  at += bag.copy(out, at);
-  at = out.writeUInt32BE(header.length, at);
-  at += header.copy(out, at);
+  at = out.writeUInt16BE(senderLength, at);
+  at += out.write(sender, at, 'utf8');
+  at = out.writeUInt32BE(bagLength, at);
+  at += out.write(bag, at, 'utf8');
+  at = out.writeUInt32BE(headerLength, at);
+  at += out.write(header, at, 'utf8');
   message.body.copy(out, at);
   return out;
 }

@@ -65,7 +65,9 @@ export class MqttHub extends IotHubBroker {
     return module ? [module.keys.primaryKey, module.keys.secondaryKey] : [device.keys.primaryKey, device.keys.secondaryKey];
   }
 
-  private capture(message: TelemetryMessage): void {
+  private capture(received: TelemetryMessage): void {
+    // The body may be a view into the connection's read buffer; a kept message owns its bytes.
+    const message = { ...received, body: Buffer.from(received.body) };
     this.telemetry.push(message);
     if (this.telemetry.length > capturedLimit) this.telemetry.splice(0, this.telemetry.length - capturedLimit);
     this.emit('telemetry', message);

@@ -31,6 +31,7 @@ export interface TelemetryMessage {
   deviceId: string;
   moduleId: string | undefined;
   topic: string;
+  /** May be a view into the connection's read buffer: copy it (Buffer.from) to keep it beyond onTelemetry. */
   body: Buffer;
   /** Application properties from the topic's property bag. */
   properties: Record<string, string>;
@@ -105,6 +106,18 @@ interface Connection {
 }
 
 type Client = MqttConnection<Connection>;
+
+let isoMs = 0;
+let isoText = '';
+/** The time as ISO 8601, formatted once per millisecond: every message is stamped with it. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
 
 const maxTimer = 2 ** 31 - 1;
 
@@ -390,7 +403,7 @@ export class IotHubBroker extends EventEmitter {
       properties: bag.properties,
       systemProperties: bag.systemProperties,
       outputName,
-      receivedAt: new Date().toISOString(),
+      receivedAt: isoNow(),
     };
     const taken = this.options.onTelemetry(identity, message);
     if (taken === undefined) return;

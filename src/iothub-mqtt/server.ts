@@ -69,7 +69,8 @@ export interface ServerHooks<T> {
   /** The CONNACK went out. */
   ready(connection: MqttConnection<T>): void;
   /**
-   * A PUBLISH (or a Will). For QoS 1 the PUBACK goes out, in order, once the returned promise resolves;
+   * A PUBLISH (or a Will). `payload` may be a view into the connection's read buffer: an owner that keeps
+   * it beyond handling it copies it (Buffer.from), or it keeps the whole chunk alive. For QoS 1 the PUBACK goes out, in order, once the returned promise resolves;
    * a throw or a rejection closes the connection without PUBACK (MQTT 3.1.1's only refusal).
    */
   publish(connection: MqttConnection<T>, topic: string, payload: Buffer, qos: 0 | 1): void | Promise<void>;
@@ -217,9 +218,12 @@ export class MqttConnection<T> {
       this.writes = [];
       return;
     }
-    const data = this.writes.length === 1 ? (this.writes[0] as Buffer) : Buffer.concat(this.writes);
+    const writes = this.writes;
     this.writes = [];
-    this.socket.write(data);
+    // Corked, the buffers go down as one writev: the socket gathers them natively, with no JS copy.
+    this.socket.cork();
+    for (const data of writes) this.socket.write(data);
+    this.socket.uncork();
     if (this.socket.writableLength > writeHighWater) this.socket.pause();
   }
 
@@ -282,8 +286,8 @@ export class MqttConnection<T> {
 
   private onPublish(packet: IPublishPacket): void {
     if (packet.qos === 2) return this.close(new Error('QoS 2 is not supported'));
-    // A copy: the parser's buffer may hold the rest of a large chunk, which the message must not keep alive.
-    const payload = Buffer.from(packet.payload as Buffer);
+    // Not copied: the payload may share memory with the read chunk (see ServerHooks.publish).
+    const payload = packet.payload as Buffer;
     if (packet.qos === 0) {
       try {
         const taken = this.server.hooks.publish(this, packet.topic, payload, 0);

@@ -654,13 +654,19 @@ describe('MqttServerCore', () => {
 
   it('writes what one synchronous pass produces in one socket write, all of it, in order', async () => {
     const { client, connection } = await connected('dev');
-    const socket = serverSockets[0] as net.Socket;
+    // What reaches the socket's handle: one _writev per corked batch, one _write per single buffer.
+    const socket = serverSockets[0] as net.Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
     let writes = 0;
-    const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
-    socket.write = ((chunk: Buffer) => {
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...a: unknown[]) => {
       writes++;
-      return write(chunk);
-    }) as typeof socket.write;
+      write(...a);
+    };
+    socket._writev = (...a: unknown[]) => {
+      writes++;
+      writev(...a);
+    };
     const deliveries: Tracked[] = [];
     for (let i = 0; i < 500; i++) {
       if (i % 2 === 0) connection.publish0('q0', Buffer.from(String(i)));

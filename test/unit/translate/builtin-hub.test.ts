@@ -25,7 +25,7 @@ describe('the built-in edge hub as $edgeHub', () => {
       IOTEDGE_EDGEHUB_ROUTES_FILE: '/etc/iotedge-operator/edgehub/routes.json',
       IOTEDGE_EDGEHUB_PORT: '8883',
       // The heap settings the hub bench measured RSS with.
-      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=128',
+      NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=128',
     });
     expect(e.IOTEDGE_EDGEHUB_UPSTREAM_CONNECTION_STRING_FILE).toBeUndefined();
     const pod = podSpec(r, 'edgehub');
