@@ -13,6 +13,7 @@
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import type { IConnectPacket, IPublishPacket, IPubackPacket, ISubscribePacket, IUnsubscribePacket, Packet } from 'mqtt-packet';
+import { PacketWriter } from './packet-writer.ts';
 
 /** Unacknowledged QoS 1 publishes a connection may have before its socket stops being read. */
 const inboundWindow = 1_000;
@@ -104,8 +105,7 @@ export class MqttConnection<T> {
   private connected = false;
   private closedFlag = false;
   private will: { topic: string; payload: Buffer; qos: 0 | 1 } | undefined;
-  private writes: Buffer[] = [];
-  private flushScheduled = false;
+  private readonly writer: PacketWriter;
   private readonly inbound: InboundAck[] = [];
   private inboundHead = 0;
   private pausedForWindow = false;
@@ -113,6 +113,9 @@ export class MqttConnection<T> {
   constructor(server: MqttServerCore<T>, socket: Duplex) {
     this.server = server;
     this.socket = socket;
+    this.writer = new PacketWriter(socket, () => {
+      if (socket.writableLength > writeHighWater) socket.pause();
+    });
     this.parser = mqttPacket.parser({ protocolVersion: 4 });
     this.parser.on('packet', (packet: Packet) => {
       // A throw from the owner's hooks ends this connection, not the process.
@@ -203,28 +206,11 @@ export class MqttConnection<T> {
 
   private write(packet: Packet): void {
     if (this.closedFlag) return;
-    this.writes.push(mqttPacket.generate(packet));
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // Everything written while this pass of the event loop runs (a chunk's PUBACKs, a commit's
-      // deliveries) goes out in one write, so TLS encrypts it as one batch of records.
-      process.nextTick(() => this.flush());
-    }
+    this.writer.write(packet);
   }
 
   private flush(): void {
-    this.flushScheduled = false;
-    if (this.writes.length === 0 || this.socket.destroyed) {
-      this.writes = [];
-      return;
-    }
-    const writes = this.writes;
-    this.writes = [];
-    // Corked, the buffers go down as one writev: the socket gathers them natively, with no JS copy.
-    this.socket.cork();
-    for (const data of writes) this.socket.write(data);
-    this.socket.uncork();
-    if (this.socket.writableLength > writeHighWater) this.socket.pause();
+    this.writer.flush();
   }
 
   private maybeResume(): void {

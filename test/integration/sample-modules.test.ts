@@ -3,14 +3,13 @@
 // with TLS verified against the device CA; the demo deployment's own routes carry the hot readings to the
 // filter and its alerts to IoT Hub (the project's emulator). What the modules log is what the demo shows.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { deliveredOnRoute, parsePrometheus } from '../../scripts/demo/flow.ts';
 import { startHubEmulator, type HubEmulator } from '../../src/emulator/index.ts';
-import { deriveModuleKey } from '../../src/runtime/sas.ts';
-import { eventually, moduleConnectionString, startHub, stopHub, writeHubFiles, type HubFiles, type HubProcess } from '../support/edgehub.ts';
+import { eventually, moduleConnectionString, registerDerivedIdentities, startHubTrustingEmulator, stopHub, writeHubFiles, type HubFiles, type HubProcess } from '../support/edgehub.ts';
 
 const deviceId = 'samples-device';
 const sensorId = 'SimulatedTemperatureSensor';
@@ -53,13 +52,8 @@ describe('the sample modules through the built-in hub to IoT Hub, on the demo\'s
     emulator = await startHubEmulator();
     emulator.createEdgeDevice(deviceId);
     files = writeHubFiles({ deviceId, routes: JSON.stringify(hubDesired), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
-    for (const moduleId of [sensorId, filterId]) {
-      const key = deriveModuleKey(files.rootKey, deviceId, moduleId);
-      emulator.registry.putModule(deviceId, moduleId, { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
-    }
-    const emulatorCa = join(files.dir, 'emulator-ca.crt');
-    writeFileSync(emulatorCa, emulator.caCertPem);
-    hub = await startHub(files, { NODE_EXTRA_CA_CERTS: emulatorCa });
+    registerDerivedIdentities(emulator, files, [sensorId, filterId]);
+    hub = await startHubTrustingEmulator(files, emulator);
   });
 
   afterAll(async () => {

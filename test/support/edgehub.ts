@@ -194,7 +194,13 @@ export async function startUpstreamHub(emulator: HubEmulator, deviceId: string, 
   emulator.createEdgeDevice(deviceId);
   const files = writeHubFiles({ deviceId, routes: routesDocument({ up: 'FROM /messages/modules/sensor/* INTO $upstream' }), upstreamConnectionString: emulator.deviceConnectionString(deviceId) });
   registerDerivedIdentities(emulator, files, ['sensor']);
-  writeFileSync(join(files.dir, 'emulator-ca.crt'), emulator.caCertPem);
-  const hub = await startHub(files, { ...env, NODE_EXTRA_CA_CERTS: join(files.dir, 'emulator-ca.crt') }, entry);
+  const hub = await startHubTrustingEmulator(files, emulator, env, entry);
   return { files, hub };
+}
+
+/** Starts the hub with the emulator's CA in its trust (NODE_EXTRA_CA_CERTS), as IoT Hub's would be. */
+export function startHubTrustingEmulator(files: HubFiles, emulator: HubEmulator, env: Record<string, string> = {}, entry: string = cliMain): Promise<HubProcess> {
+  const emulatorCa = join(files.dir, 'emulator-ca.crt');
+  writeFileSync(emulatorCa, emulator.caCertPem);
+  return startHub(files, { ...env, NODE_EXTRA_CA_CERTS: emulatorCa }, entry);
 }

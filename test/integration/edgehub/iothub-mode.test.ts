@@ -1,14 +1,11 @@
 // The built-in hub between real ModuleClients (MQTT) and IoT Hub (the project's emulator): routes with a
 // WHERE, $upstream telemetry from the sending module, twins and direct methods proxied both ways.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Message as MessageType, ModuleClient as ModuleClientType } from 'azure-iot-device';
 import iothub from 'azure-iothub';
 import { startHubEmulator } from '../../../src/emulator/index.ts';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { deriveModuleKey } from '../../../src/runtime/sas.ts';
-import { eventually, jsonMessage, metricValue, openModule, routesDocument, startHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
+import { eventually, jsonMessage, metricValue, openModule, registerDerivedIdentities, routesDocument, startHubTrustingEmulator, stopHub, writeHubFiles } from '../../support/edgehub.ts';
 import type { HubFiles, HubProcess } from '../../support/edgehub.ts';
 import { trustForServiceSdk } from '../emulator/sdk.ts';
 
@@ -35,13 +32,8 @@ describe('built-in edge hub with IoT Hub (emulator) upstream', () => {
       upstreamConnectionString: emulator.deviceConnectionString(deviceId),
     });
     // As the operator does in IoT Hub mode: module identities exist with the keys derived from the root key.
-    for (const moduleId of ['sensor', 'filter']) {
-      const key = deriveModuleKey(files.rootKey, deviceId, moduleId);
-      emulator.registry.putModule(deviceId, moduleId, { authentication: { type: 'sas', symmetricKey: { primaryKey: key, secondaryKey: key } } }, undefined);
-    }
-    const emulatorCa = join(files.dir, 'emulator-ca.crt');
-    writeFileSync(emulatorCa, emulator.caCertPem);
-    hub = await startHub(files, { NODE_EXTRA_CA_CERTS: emulatorCa });
+    registerDerivedIdentities(emulator, files, ['sensor', 'filter']);
+    hub = await startHubTrustingEmulator(files, emulator);
   });
 
   afterAll(async () => {

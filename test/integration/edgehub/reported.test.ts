@@ -1,13 +1,11 @@
 // The built-in hub in IoT Hub mode reports its connection table on the `$edgeHub` twin as edgeHub does
 // (`schemaVersion`, `clients`, `lastDesiredStatus`): real ModuleClients connect to the hub, the emulator
 // stands in for IoT Hub, and the service SDK's Registry reads the twin. No cluster.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ModuleClient as ModuleClientType } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import type { HubEmulator } from '../../../src/emulator/index.ts';
-import { eventually, openModule, registerDerivedIdentities, routesDocument, startHub, stopHub, writeHubFiles } from '../../support/edgehub.ts';
+import { eventually, openModule, registerDerivedIdentities, routesDocument, startHubTrustingEmulator, stopHub, writeHubFiles } from '../../support/edgehub.ts';
 import type { HubFiles, HubProcess } from '../../support/edgehub.ts';
 import { openModuleClient, startEmulatorWithRegistry } from '../emulator/sdk.ts';
 
@@ -58,9 +56,7 @@ describe('built-in edge hub: $edgeHub reported properties in IoT Hub mode', () =
     ));
     await previous.close();
     expect(await entry('stale')).toEqual({ status: 'Connected', lastConnectedTimeUtc: staleAt });
-    const emulatorCa = join(files.dir, 'emulator-ca.crt');
-    writeFileSync(emulatorCa, emulator.caCertPem);
-    hub = await startHub(files, { NODE_EXTRA_CA_CERTS: emulatorCa });
+    hub = await startHubTrustingEmulator(files, emulator);
   });
 
   afterAll(async () => {

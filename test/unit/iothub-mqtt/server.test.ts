@@ -181,6 +181,17 @@ function publish(topic: string, payload: string, qos: 0 | 1 | 2, messageId?: num
 
 describe('MqttServerCore', () => {
   let hooks: FakeHooks;
+
+  /** Makes the owner answer each publish with a promise the test settles; returns them in arrival order. */
+  function answerLater(): Deferred[] {
+    const answers: Deferred[] = [];
+    hooks.answer = () => {
+      const d = deferred();
+      answers.push(d);
+      return d.promise;
+    };
+    return answers;
+  }
   let core: MqttServerCore<State>;
   let server: net.Server;
   let serverSockets: net.Socket[];
@@ -339,12 +350,7 @@ describe('MqttServerCore', () => {
     });
 
     it('sends the PUBACKs that are due as soon as the head of the line resolves', async () => {
-      const answers: Deferred[] = [];
-      hooks.answer = () => {
-        const d = deferred();
-        answers.push(d);
-        return d.promise;
-      };
+      const answers = answerLater();
       const { client } = await connected('dev');
       client.send(publish('t', '1', 1, 1), publish('t', '2', 1, 2), publish('t', '3', 1, 3));
       await until(() => answers.length === 3, 'three publishes at the owner');
@@ -362,12 +368,7 @@ describe('MqttServerCore', () => {
     });
 
     it('closes without a PUBACK when the owner rejects, and never acknowledges what came after', async () => {
-      const answers: Deferred[] = [];
-      hooks.answer = () => {
-        const d = deferred();
-        answers.push(d);
-        return d.promise;
-      };
+      const answers = answerLater();
       const { client } = await connected('dev');
       client.send(publish('t', '1', 1, 1), publish('t', '2', 1, 2), publish('t', '3', 1, 3));
       await until(() => answers.length === 3, 'three publishes at the owner');
@@ -407,12 +408,7 @@ describe('MqttServerCore', () => {
     });
 
     it('stops reading at 1,000 unacknowledged publishes and reads on once the owner catches up', async () => {
-      const answers: Deferred[] = [];
-      hooks.answer = () => {
-        const d = deferred();
-        answers.push(d);
-        return d.promise;
-      };
+      const answers = answerLater();
       const { client } = await connected('dev');
       const batch = (from: number, to: number) => {
         const packets: Packet[] = [];
@@ -436,12 +432,7 @@ describe('MqttServerCore', () => {
     });
 
     it('does not time out a keep-alive while it is the server that stopped reading', async () => {
-      const answers: Deferred[] = [];
-      hooks.answer = () => {
-        const d = deferred();
-        answers.push(d);
-        return d.promise;
-      };
+      const answers = answerLater();
       const { client } = await connected('dev', { keepalive: 1 });
       const packets: Packet[] = [];
       for (let id = 1; id <= 1_000; id++) packets.push(publish('t', 'x', 1, id));
