@@ -2,7 +2,8 @@
 // that the global setup starts (or reuses, see README "Tests"); sdk-e2e is the green subset of the SDK
 // fidelity harness (all of it: npm run test:sdk-e2e, test/sdk-e2e/README.md).
 const transform = {
-  '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023' }, module: { type: 'es6' } }],
+  // keepImportAttributes: `with { type: 'json' }` reaches Node, which warns (and will refuse) JSON imports without it.
+  '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023', experimental: { keepImportAttributes: true } }, module: { type: 'es6' } }],
 };
 // Areas of the SDK fidelity harness that pass in full: module identities over REST, device twins and
 // direct methods over MQTT (methods also over WebSockets), module twins, telemetry and server
