@@ -46,6 +46,16 @@ export interface EdgeHubOptions {
 const upstreamEndpoint = '$upstream';
 const maxBackoffMs = 30_000;
 
+/** Reads an entry in flight once: its send and its count both need what the stored bytes say. */
+function readOnce<T>(cache: WeakMap<StoredEntry, T>, entry: StoredEntry, read: (bytes: Uint8Array) => T): T {
+  let value = cache.get(entry);
+  if (value === undefined) {
+    value = read(entry.payload);
+    cache.set(entry, value);
+  }
+  return value;
+}
+
 export class EdgeHub {
   readonly config: HubConfig;
   readonly metrics: HubMetrics;
@@ -333,26 +343,16 @@ export class EdgeHub {
   }
 
   private decode(entry: StoredEntry): RoutedMessage {
-    let message = this.decoded.get(entry);
-    if (!message) {
-      message = decodeStored(entry.payload);
-      this.decoded.set(entry, message);
-    }
-    return message;
+    return readOnce(this.decoded, entry, decodeStored);
   }
 
   private countDelivered(entry: StoredEntry, sender: string, to: string, input: string): void {
     this.metrics.delivered(sender, to, input, Math.max(0, Date.now() - entry.enqueuedAt) / 1000);
   }
 
-  /** What a module-input delivery needs of an entry, read once per entry in flight (for sending, then counting). */
+  /** What a module-input delivery needs of an entry (for sending, then counting). */
   private forInput(entry: StoredEntry): StoredForInput {
-    let stored = this.inputViews.get(entry);
-    if (!stored) {
-      stored = storedForInput(entry.payload);
-      this.inputViews.set(entry, stored);
-    }
-    return stored;
+    return readOnce(this.inputViews, entry, storedForInput);
   }
 
   private kickModule(moduleId: string | undefined): void {
