@@ -6,9 +6,14 @@ const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023', experimental: { keepImportAttributes: true } }, module: { type: 'es6' } }],
 };
 // Areas of the SDK fidelity harness that pass in full: module identities over REST, device twins and
-// direct methods over MQTT (methods also over WebSockets), module twins, telemetry and server
-// validation. Each starts its own emulator, no cluster. Add an area here once it passes in full.
-const sdkE2eInNpmTest = ['module-crud', 'device-twin.mqtt', 'device-methods.mqtt', 'device-methods.mqttws', 'module-twin.mqtt', 'd2c.mqtt', 'server-validation'];
+// direct methods over MQTT (methods also over WebSockets), module twins, telemetry, server validation,
+// the registry, configurations, authentication, cloud-to-device messages (persistent sessions and QoS 1
+// redelivery in the MQTT core), jobs, and module messaging. Each starts its own emulator, no cluster.
+// Add an area here once it passes in full.
+const sdkE2eInNpmTest = [
+  'module-crud', 'device-twin.mqtt', 'device-methods.mqtt', 'device-methods.mqttws', 'module-twin.mqtt', 'd2c.mqtt', 'server-validation',
+  'registry', 'configurations', 'authentication.mqtt', 'c2d.mqtt', 'jobs', 'module-messaging.mqtt',
+];
 
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
