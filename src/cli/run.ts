@@ -6,6 +6,7 @@ import { CliError } from './io.ts';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { OperatorManager } from '../controller/manager.ts';
 import { defaultSettings, type OperatorSettings } from '../translate/settings.ts';
+import { builtinHubNodeOptions } from '../translate/builtin-hub.ts';
 import { createLogger, isLogLevel, type Logger } from '../runtime/logger.ts';
 import { OperatorMetrics, describeApiRequest } from '../runtime/metrics.ts';
 import { HealthChecks, startOperatorEndpoints } from '../runtime/health.ts';
@@ -49,6 +50,7 @@ export interface RunFlags extends PolicyFlags {
   twinSync?: boolean;
   edgeHub?: 'builtin' | 'stock';
   edgeHubImage?: string;
+  edgeHubNodeOptions?: string;
   /** Lifetimes of the device CA and edgeHub's certificate, e.g. 90d, 12h, 600s. */
   deviceCaLifetime: string;
   edgehubCertLifetime: string;
@@ -131,6 +133,7 @@ export function runCommand(): Command {
     .addOption(flag('--log-level <level>', 'IOTEDGE_OPERATOR_LOG_LEVEL', 'trace, debug, info, warn, error').default('info'))
     .addOption(flag('--hub-host-name <host>', 'IOTEDGE_OPERATOR_HUB_HOST_NAME', 'IoT Hub host name given to modules when an EdgeDeployment has no IoT Hub binding'))
     .addOption(flag('--edge-hub <kind>', 'IOTEDGE_OPERATOR_EDGE_HUB', 'what runs as $edgeHub: builtin (iotedge-operator edgehub) or stock (the manifest\'s image); default: builtin without spec.iotHub (kubectl mode), stock with it').choices(['builtin', 'stock']))
+    .addOption(flag('--edge-hub-node-options <flags>', 'IOTEDGE_OPERATOR_EDGE_HUB_NODE_OPTIONS', `NODE_OPTIONS of the built-in hub's process (V8's heap settings; default "${builtinHubNodeOptions}", measured in docs/builtin-hub.md)`))
     .addOption(flag('--edge-hub-image <image>', 'IOTEDGE_OPERATOR_EDGE_HUB_IMAGE', 'image of the built-in hub (default: $IOTEDGE_OPERATOR_IMAGE, the operator\'s own image)'))
     .addOption(flag('--device-ca-lifetime <duration>', 'IOTEDGE_OPERATOR_DEVICE_CA_LIFETIME', 'lifetime of each device CA the operator makes (renewed at 2/3)').default('1825d'))
     .addOption(flag('--edgehub-cert-lifetime <duration>', 'IOTEDGE_OPERATOR_EDGEHUB_CERT_LIFETIME', 'lifetime of edgeHub\'s server certificate (renewed at 2/3; the stock edgeHub needs more than 5 minutes)').default('90d'))
@@ -176,6 +179,7 @@ export function settingsFromFlags(flags: RunFlags): OperatorSettings {
     networkPolicies: flags.networkPolicies,
     edgeHub: flags.edgeHub ?? 'auto',
     edgeHubImage: flags.edgeHubImage ?? process.env.IOTEDGE_OPERATOR_IMAGE ?? defaultSettings.edgeHubImage,
+    ...(flags.edgeHubNodeOptions !== undefined ? { edgeHubNodeOptions: flags.edgeHubNodeOptions } : {}),
   };
 }
 

@@ -694,7 +694,7 @@ export function builtinEdgeHubFor(ed: EdgeDeployment, settings: OperatorSettings
   const iotHubMode = ed.spec?.iotHub !== undefined;
   const builtin = settings.edgeHub === 'builtin' || (settings.edgeHub === 'auto' && !iotHubMode);
   if (!builtin) return {};
-  return { builtinEdgeHub: { image: settings.edgeHubImage, ...(binding ? { upstream: { secretName: binding.name, key: binding.key ?? 'connectionString' } } : {}) } };
+  return { builtinEdgeHub: { image: settings.edgeHubImage, ...(settings.edgeHubNodeOptions !== undefined ? { nodeOptions: settings.edgeHubNodeOptions } : {}), ...(binding ? { upstream: { secretName: binding.name, key: binding.key ?? 'connectionString' } } : {}) } };
 }
 
 /** Secrets of the namespace the operator reads for a device and no module may mount: the binding's connection string, a user's CA key. */

@@ -8,6 +8,8 @@ import { routesKey, routesMountPath } from './edgehub.ts';
 /** What decides that the built-in hub runs, and how it reaches IoT Hub. */
 export interface BuiltinEdgeHub {
   image: string;
+  /** The hub process's NODE_OPTIONS; default builtinHubNodeOptions. */
+  nodeOptions?: string;
   /** IoT Hub mode: the binding Secret's connection string key, and its optional CA (`ca.crt`) for a private hub. */
   upstream?: { secretName: string; key: string };
 }
@@ -68,7 +70,7 @@ export function builtinEdgeHubRuntime(input: BuiltinHubInput): BuiltinHubRuntime
     v('PORT', String(builtinHubMqttPort)),
     v('METRICS_BIND_ADDRESS', `0.0.0.0:${builtinHubMetricsPort}`),
     v('HEALTH_PROBE_BIND_ADDRESS', `0.0.0.0:${builtinHubProbePort}`),
-    { name: 'NODE_OPTIONS', value: builtinHubNodeOptions },
+    { name: 'NODE_OPTIONS', value: input.builtin.nodeOptions ?? builtinHubNodeOptions },
   ];
   const volumes: V1Volume[] = [
     { name: 'edgehub-device-identity', secret: { secretName: input.identitySecretName, items: [{ key: 'rootKey', path: 'rootKey' }], defaultMode: 0o440 } },

@@ -72,6 +72,8 @@ export interface OperatorSettings {
   edgeHub: 'auto' | 'builtin' | 'stock';
   /** The built-in hub's image: the operator's own. */
   edgeHubImage: string;
+  /** The built-in hub's NODE_OPTIONS (V8's heap settings); undefined: builtinHubNodeOptions. */
+  edgeHubNodeOptions?: string;
 }
 
 export const defaultSettings: OperatorSettings = Object.freeze({

@@ -39,6 +39,15 @@ describe('the built-in edge hub as $edgeHub', () => {
     expect(find<V1Deployment>(r, 'Deployment', 'edgehub').spec?.template.metadata?.annotations?.[annotationKeys.configHash]).toBeUndefined();
   });
 
+  it('gives the hub the operator\'s --edge-hub-node-options in place of the default heap settings', () => {
+    const ed = { metadata: { name: 'device', namespace: 'ns' }, spec: {} } as unknown as EdgeDeployment;
+    const settings = settingsWith({ edgeHubNodeOptions: '--max-old-space-size=512' });
+    const hub = builtinEdgeHubFor(ed, settings).builtinEdgeHub;
+    expect(hub?.nodeOptions).toBe('--max-old-space-size=512');
+    const r = value(translate(input(manifest([moduleSpec('sensor')], { routes }), settings, { ownerName: 'device', ...(hub ? { builtinEdgeHub: hub } : {}) })));
+    expect(env(r, 'edgehub').NODE_OPTIONS).toBe('--max-old-space-size=512');
+  });
+
   it('sends 5671 and 443 to the one TLS listener, which refuses AMQP and WebSockets with a reason', () => {
     const ports = service(builtin(), 'edgehub').spec?.ports ?? [];
     expect(ports.map((p) => [p.port, p.targetPort])).toEqual(expect.arrayContaining([[8883, 8883], [5671, 8883], [443, 8883]]));
