@@ -91,8 +91,17 @@ export async function kubectl(state: { bin: string; kubeconfig: string }, args: 
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  // A kubectl that exits before reading its input (most commands read none) closes the pipe: EPIPE on our
+  // end is not a failure, its exit code says how it went. (It failed a CI run as an unhandled error.)
+  child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') stderr += `\nstdin: ${error.message}`;
+  });
   child.stdin.end(input ?? '');
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  // 'close', not 'exit': all of stdout has been read by then.
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
   if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr.trim()}`);
   return stdout;
 }
