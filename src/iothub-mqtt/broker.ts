@@ -17,13 +17,12 @@ import {
   methodRequestTopic,
   parseClientId,
   parseMethodPayload,
-  topicMatches,
   twinErrorBody,
   twinResponseTopic,
 } from './topics.ts';
 import type { Identity, PropertyBag } from './topics.ts';
 import { DeliveryAbandoned, MqttServerCore } from './server.ts';
-import type { ConnectRefusal, MqttConnection, Session } from './server.ts';
+import type { ConnectRefusal, MqttConnection } from './server.ts';
 
 export { DeliveryAbandoned } from './server.ts';
 
@@ -130,7 +129,6 @@ export class IotHubBroker extends EventEmitter {
   private readonly core: MqttServerCore<Connection>;
   private readonly options: IotHubBrokerOptions;
   private readonly pendingMethods = new Map<string, (result: MethodResult) => void>();
-  private readonly subscriptionMatches = new WeakMap<Session, { version: number; topics: Map<string, boolean> }>();
   private methodCounter = 0;
   private connectionCounter = 0;
 
@@ -192,22 +190,7 @@ export class IotHubBroker extends EventEmitter {
   }
 
   isSubscribed(identity: Identity, topic: string): boolean {
-    const session = this.connectionOf(identity)?.session;
-    if (!session) return false;
-    // The hub asks this before every batch of deliveries, for the same few topics: the answers are kept
-    // until the session's subscriptions change.
-    let cache = this.subscriptionMatches.get(session);
-    if (!cache || cache.version !== session.subscriptionVersion) {
-      cache = { version: session.subscriptionVersion, topics: new Map() };
-      this.subscriptionMatches.set(session, cache);
-    }
-    let matched = cache.topics.get(topic);
-    if (matched === undefined) {
-      matched = false;
-      for (const filter of session.subscriptions.keys()) if (topicMatches(filter, topic)) matched = true;
-      if (cache.topics.size < 256) cache.topics.set(topic, matched);
-    }
-    return matched;
+    return this.connectionOf(identity)?.session?.isSubscribed(topic) ?? false;
   }
 
   /** Writes a hub→client message (QoS 0) to the identity's live connection. False when not connected. */
@@ -227,11 +210,6 @@ export class IotHubBroker extends EventEmitter {
     const client = this.connectionOf(identity);
     if (!client) return Promise.reject(new DeliveryAbandoned(`${identityKey(identity)} is not connected`));
     return client.deliver(topic, payload);
-  }
-
-  /** Deliveries written and not yet acknowledged, per identity key. */
-  unacknowledged(identity: Identity): number {
-    return this.core.sessionOf(identityKey(identity))?.outgoing.size ?? 0;
   }
 
   /**

@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import type { IConnectPacket, IPublishPacket, IPubackPacket, ISubscribePacket, IUnsubscribePacket, Packet } from 'mqtt-packet';
 import { PacketWriter } from './packet-writer.ts';
+import { topicMatches } from './topics.ts';
 
 /** Unacknowledged QoS 1 publishes a connection may have before its socket stops being read. */
 const inboundWindow = 1_000;
@@ -36,15 +37,38 @@ interface Outgoing {
 /** What outlives a connection when it asked for clean=false: its subscriptions and unacknowledged deliveries. */
 export class Session {
   readonly clientId: string;
-  readonly subscriptions = new Map<string, 0 | 1>();
+  /** Granted filters and their QoS; changed through subscribe() and unsubscribe() only. */
+  readonly subscriptions: ReadonlyMap<string, 0 | 1> = new Map<string, 0 | 1>();
   readonly outgoing = new Map<number, Outgoing>();
-  clean = true;
-  /** Bumped on every subscription change, for callers that cache matches. */
-  subscriptionVersion = 0;
+  /**
+   * Whether a topic matches a subscription, per topic asked: the hub asks before every batch of deliveries,
+   * for the same few topics. Emptied whenever the subscriptions change.
+   */
+  private readonly matches = new Map<string, boolean>();
   private lastMessageId = 0;
 
   constructor(clientId: string) {
     this.clientId = clientId;
+  }
+
+  subscribe(filter: string, qos: 0 | 1): void {
+    (this.subscriptions as Map<string, 0 | 1>).set(filter, qos);
+    this.matches.clear();
+  }
+
+  unsubscribe(filter: string): void {
+    (this.subscriptions as Map<string, 0 | 1>).delete(filter);
+    this.matches.clear();
+  }
+
+  isSubscribed(topic: string): boolean {
+    let matched = this.matches.get(topic);
+    if (matched === undefined) {
+      matched = false;
+      for (const filter of this.subscriptions.keys()) if (topicMatches(filter, topic)) matched = true;
+      if (this.matches.size < 256) this.matches.set(topic, matched);
+    }
+    return matched;
   }
 
   nextMessageId(): number {
@@ -335,18 +359,16 @@ export class MqttConnection<T> {
         return 128;
       }
       const qos = s.qos === 1 ? 1 : 0;
-      session.subscriptions.set(s.topic, qos);
+      session.subscribe(s.topic, qos);
       return qos;
     });
-    session.subscriptionVersion++;
     this.write({ cmd: 'suback', messageId: packet.messageId, granted });
     this.server.hooks.subscribed(this);
   }
 
   private onUnsubscribe(packet: IUnsubscribePacket): void {
     const session = this.session as Session;
-    for (const topic of packet.unsubscriptions) session.subscriptions.delete(topic);
-    session.subscriptionVersion++;
+    for (const topic of packet.unsubscriptions) session.unsubscribe(topic);
     this.write({ cmd: 'unsuback', messageId: packet.messageId, granted: [] });
   }
 }
@@ -404,7 +426,6 @@ export class MqttServerCore<T> {
       session = new Session(connection.clientId);
       this.sessions.set(connection.clientId, session);
     }
-    session.clean = connection.clean;
     return { session, present };
   }
 
