@@ -133,37 +133,44 @@ export interface StoredForInput {
   body: Buffer;
 }
 
+/** Where the parts of stored bytes lie: format 2's prefix (sender, bag), then the header and the body of both formats. */
+interface StoredLayout {
+  prefix: { sender: [number, number]; bag: [number, number] } | undefined;
+  header: [number, number];
+  bodyAt: number;
+}
+
+function layoutOf(buffer: Buffer): StoredLayout {
+  let at = 0;
+  let prefix: StoredLayout['prefix'];
+  if (buffer[0] === format2Marker) {
+    const senderAt = 4;
+    const senderEnd = senderAt + buffer.readUInt16BE(2);
+    const bagAt = senderEnd + 4;
+    const bagEnd = bagAt + buffer.readUInt32BE(senderEnd);
+    prefix = { sender: [senderAt, senderEnd], bag: [bagAt, bagEnd] };
+    at = bagEnd;
+  }
+  const headerEnd = at + 4 + buffer.readUInt32BE(at);
+  return { prefix, header: [at + 4, headerEnd], bodyAt: headerEnd };
+}
+
 export function storedForInput(bytes: Uint8Array): StoredForInput {
   const buffer = asBuffer(bytes);
-  if (buffer[0] !== format2Marker) {
+  const { prefix, bodyAt } = layoutOf(buffer);
+  if (!prefix) {
     const message = decodeStored(buffer);
     return { sender: senderModule(message), bag: formatPropertyBag(inputPropertyBag(message)), body: message.body };
   }
-  let at = 2;
-  const senderLength = buffer.readUInt16BE(at);
-  at += 2;
-  const sender = buffer.toString('utf8', at, at + senderLength);
-  at += senderLength;
-  const bagLength = buffer.readUInt32BE(at);
-  at += 4;
-  const bag = buffer.toString('utf8', at, at + bagLength);
-  at += bagLength;
-  const headerLength = buffer.readUInt32BE(at);
-  at += 4 + headerLength;
-  return { sender: sender === '' ? undefined : sender, bag, body: buffer.subarray(at) };
+  const sender = buffer.toString('utf8', ...prefix.sender);
+  return { sender: sender === '' ? undefined : sender, bag: buffer.toString('utf8', ...prefix.bag), body: buffer.subarray(bodyAt) };
 }
 
 export function decodeStored(bytes: Uint8Array): RoutedMessage {
   const buffer = asBuffer(bytes);
-  let at = 0;
-  if (buffer[0] === format2Marker) {
-    at = 2;
-    at += 2 + buffer.readUInt16BE(at);
-    at += 4 + buffer.readUInt32BE(at);
-  }
-  const headerLength = buffer.readUInt32BE(at);
-  const header = JSON.parse(buffer.toString('utf8', at + 4, at + 4 + headerLength)) as StoredHeader;
-  return { properties: header.p, systemProperties: header.s, source: header.src, body: buffer.subarray(at + 4 + headerLength) };
+  const { header: [from, to], bodyAt } = layoutOf(buffer);
+  const header = JSON.parse(buffer.toString('utf8', from, to)) as StoredHeader;
+  return { properties: header.p, systemProperties: header.s, source: header.src, body: buffer.subarray(bodyAt) };
 }
 
 /** The module a message came from, for upstream telemetry "from the sending module". */

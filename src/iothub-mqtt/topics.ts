@@ -133,9 +133,12 @@ export function methodRequestTopic(methodName: string, rid: string): string {
   return `$iothub/methods/POST/${methodName}/?$rid=${rid}`;
 }
 
-/** Where edgeHub delivers a routed message to a module input (`bag` as is when a string); the SDK's regex needs the `/` after the input. */
-export function moduleInputTopic(deviceId: string, moduleId: string, input: string, bag: PropertyBag | string): string {
-  return `devices/${deviceId}/modules/${moduleId}/inputs/${input}/${typeof bag === 'string' ? bag : formatPropertyBag(bag)}`;
+/**
+ * Where edgeHub delivers a routed message to a module input, with its property bag as formatPropertyBag
+ * writes it (the hub stores it that way); the SDK's regex needs the `/` after the input.
+ */
+export function moduleInputTopic(deviceId: string, moduleId: string, input: string, formattedBag: string): string {
+  return `devices/${deviceId}/modules/${moduleId}/inputs/${input}/${formattedBag}`;
 }
 
 /** The body IoT Hub sends with a failed twin request; the SDK turns `message` into an Error. */

@@ -48,7 +48,7 @@ describe('IoT Hub MQTT topics', () => {
 
   it('formats the hub-to-module topics the SDK parses', () => {
     expect(twinResponseTopic(204, 'r1', 5)).toBe('$iothub/twin/res/204/?$rid=r1&$version=5');
-    const input = moduleInputTopic('dev1', 'filter', 'input1', { systemProperties: { '$.cdid': 'dev1' }, properties: { hot: 'yes' } });
+    const input = moduleInputTopic('dev1', 'filter', 'input1', formatPropertyBag({ systemProperties: { '$.cdid': 'dev1' }, properties: { hot: 'yes' } }));
     expect(input).toBe('devices/dev1/modules/filter/inputs/input1/%24.cdid=dev1&hot=yes');
     expect(allowedSubscriptions(sensor)).toContain('devices/dev1/modules/sensor/inputs/#');
     expect(parseClientId('dev1/sensor')).toEqual(sensor);
