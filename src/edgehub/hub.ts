@@ -22,6 +22,7 @@ import type { StoredForInput } from './messages.ts';
 import type { HubMetrics } from './metrics.ts';
 import { StoreFullError } from './queues.ts';
 import type { EnqueueItem, HubQueues, StoredEntry } from './queues.ts';
+import { nextBackoff } from './reported.ts';
 import type { EdgeHubReporter } from './reported.ts';
 import { checkReportedPatch, TwinCache } from './twins.ts';
 import type { JsonObject } from './twins.ts';
@@ -406,7 +407,7 @@ export class EdgeHub {
     this.metrics.redeliveries.inc({ endpoint: upstreamEndpoint });
     this.setUpstreamOnline(false);
     if (this.upstreamRetry || this.stopping) return;
-    this.upstreamBackoffMs = Math.min(maxBackoffMs, Math.max(500, this.upstreamBackoffMs * 2));
+    this.upstreamBackoffMs = nextBackoff(this.upstreamBackoffMs, 500, maxBackoffMs);
     this.logger.warn({ error: error.message, retryInMs: this.upstreamBackoffMs }, 'IoT Hub unreachable: upstream messages wait in the store');
     this.upstreamRetry = setTimeout(() => {
       this.upstreamRetry = undefined;
