@@ -143,7 +143,7 @@ export class IotHubBroker extends EventEmitter {
       subscribed: (client) => {
         if (client.state) this.emit('subscribed', this.info(client.state));
       },
-      closed: (client) => this.onGone(client),
+      closed: (client, error) => this.onGone(client, error),
       log: (message, fields) => this.options.log(message, fields),
     });
   }
@@ -324,11 +324,12 @@ export class IotHubBroker extends EventEmitter {
     if (c?.expiryTimer) clearTimeout(c.expiryTimer);
   }
 
-  private onGone(client: Client): void {
+  private onGone(client: Client, error: Error | undefined): void {
     this.clearExpiry(client);
     const c = client.state;
     if (!c) return;
-    this.options.log('disconnected', { identity: identityKey(c.identity) });
+    // Why it ended (keep-alive timeout, a protocol violation, a takeover), unless the client said DISCONNECT.
+    this.options.log('disconnected', { identity: identityKey(c.identity), ...(error ? { reason: error.message } : {}) });
     this.emit('disconnected', this.info(c));
   }
 
