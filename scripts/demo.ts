@@ -13,7 +13,7 @@ import iothub from 'azure-iothub';
 import type { EdgeDeployment } from '../src/api/edge-deployment.ts';
 import { runCommand } from '../src/cli/run.ts';
 import { startHubEmulator, type HubEmulator } from '../src/emulator/index.ts';
-import { defaultClusterDir, healthyCluster, kubectl, repoRoot, startControlPlane, stopControlPlane } from './cluster/control-plane.ts';
+import { defaultClusterDir, healthyCluster, installCrds, kubectl, repoRoot, startControlPlane, stopControlPlane } from './cluster/control-plane.ts';
 import { deliveredOnRoute, parsePrometheus, receivedFromModule, sum, type Sample } from './demo/flow.ts';
 import { buildAll, operatorImage } from './images/build.ts';
 import { withProjectImagesLock } from './images/podman.ts';
@@ -284,10 +284,10 @@ async function main(): Promise<void> {
       void cleanUp().then(() => process.exit(0));
     });
   }
-  cluster = await ensureCluster();
-  await provideImages(cluster);
-  await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
-  await kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
+  const started = await ensureCluster();
+  cluster = started;
+  await provideImages(started);
+  await installCrds((args) => kubectl(started, args), join(repoRoot, 'crds'));
 
   // On the bridge: the operator on this host and the modules' hub in its pod both reach it there.
   hub = await startHubEmulator({ hubName: 'demo-hub', host: cluster.worker!.bridgeIp });

@@ -10,13 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dump as toYaml } from 'js-yaml';
 import { createPki, kubeconfigYaml } from './pki.ts';
-import { isOurProcess, kubectl, log, runBuildScript, startDetached, stopPids, waitFor } from './processes.ts';
+import { installCrds, isOurProcess, kubectl, log, runBuildScript, startDetached, stopPids, waitFor } from './processes.ts';
 import {
   ensureWorkerArtifacts, issueApiServerKubeletClient, joinWorker, mountsUnder, prepareWorker, startContainerd, stopWorker,
   workerHealthy, workerNodeName, type WorkerState,
 } from './worker.ts';
 
-export { isOurProcess, kubectl, workerNodeName };
+export { installCrds, isOurProcess, kubectl, workerNodeName };
 export { importImageArchive, type WorkerState } from './worker.ts';
 
 const run = promisify(execFile);

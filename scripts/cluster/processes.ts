@@ -106,6 +106,26 @@ export async function kubectl(state: { bin: string; kubeconfig: string }, args: 
   return stdout;
 }
 
+/**
+ * Applies the CRDs in `crdDir` and waits until EdgeDeployment's is Established. Right after a CRD is created
+ * its status can still be empty, and `kubectl wait` then fails at once ("accessor error: <nil> … expected
+ * []interface{}") instead of waiting, as it did in a CI run on a loaded machine: it is asked again, until the timeout.
+ */
+export async function installCrds(run: (args: string[]) => Promise<string>, crdDir: string, timeoutMs = 60_000): Promise<void> {
+  await run(['apply', '--server-side', '--force-conflicts', '-f', crdDir]);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const seconds = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    try {
+      await run(['wait', '--for=condition=Established', `--timeout=${seconds}s`, 'crd/edgedeployments.iotedge-operator.io']);
+      return;
+    } catch (error) {
+      if (!/accessor error/.test((error as Error).message) || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 /** Runs a build script whose last stdout lines are its results; its progress goes to our stderr. */
 export function runBuildScript(script: string, args: string[] = []): Promise<string[]> {
   return new Promise((resolveLines, reject) => {

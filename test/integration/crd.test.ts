@@ -8,6 +8,7 @@ import { edgeDeploymentCrdName } from '../../src/api/edge-deployment.ts';
 import { resourceFromManifest } from '../../src/manifest/resource.ts';
 import type { EdgeDeployment } from '../../src/api/edge-deployment.ts';
 import { createTestNamespace, deleteTestNamespace, kubectl, testCluster } from '../support/cluster.ts';
+import { installCrds } from '../../scripts/cluster/control-plane.ts';
 
 const repoRoot = join(import.meta.dirname, '../..');
 const cluster = testCluster();
@@ -53,8 +54,7 @@ function sensorOf(resource: EdgeDeployment) {
 }
 
 beforeAll(async () => {
-  await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
-  await kubectl(cluster, ['wait', '--for=condition=Established', `crd/${edgeDeploymentCrdName}`, '--timeout=60s']);
+  await installCrds((args) => kubectl(cluster, args), join(repoRoot, 'crds'));
   ns = await createTestNamespace(cluster, 'crd');
 });
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { OperatorManager } from '../../src/controller/manager.ts';
 import { LeaderElector } from '../../src/runtime/leader-election.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
 import { defaultSettings } from '../../src/translate/settings.ts';
-import { bounceComponent, kubectl as clusterKubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../../scripts/cluster/control-plane.ts';
+import { bounceComponent, installCrds, kubectl as clusterKubectl, repoRoot, startControlPlane, stopControlPlane, type ClusterState } from '../../scripts/cluster/control-plane.ts';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl, testCluster } from '../support/cluster.ts';
 import { ensureCrd, operatorKubeConfig } from '../support/operator.ts';
 import { isReady, sampleEdgeDeployment, sampleModule } from '../support/samples.ts';
@@ -112,8 +112,7 @@ describe('API server restarted mid-reconcile', () => {
   beforeAll(async () => {
     // A second, KWOK-only cluster of its own: this test stops its API server.
     state = await startControlPlane(mkdtempSync(join(tmpdir(), 'iotedge-operator-bounce-')), { worker: false, kwokNodes: 1, ownerPid: process.pid });
-    await clusterKubectl(state, ['apply', '--server-side', '-f', join(repoRoot, 'crds')]);
-    await clusterKubectl(state, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
+    await installCrds((args) => clusterKubectl(state, args), join(repoRoot, 'crds'));
   });
   afterAll(async () => {
     await manager?.stop(2_000).catch(() => undefined);

@@ -14,7 +14,7 @@ import type { TwinSyncTimings } from '../../src/iothub/twin-sync.ts';
 import { pino } from 'pino';
 import { createLogger, type Logger } from '../../src/runtime/logger.ts';
 import { defaultSettings, type OperatorSettings } from '../../src/translate/settings.ts';
-import { repoRoot } from '../../scripts/cluster/control-plane.ts';
+import { installCrds, repoRoot } from '../../scripts/cluster/control-plane.ts';
 import { kubectl, type TestCluster } from './cluster.ts';
 
 let crdInstalled: Promise<void> | undefined;
@@ -22,8 +22,7 @@ let crdInstalled: Promise<void> | undefined;
 /** Installs the EdgeDeployment CRD (once per test file) and waits until it is served. */
 export function ensureCrd(cluster: TestCluster): Promise<void> {
   crdInstalled ??= (async () => {
-    await kubectl(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
-    await kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/edgedeployments.iotedge-operator.io']);
+    await installCrds((args) => kubectl(cluster, args), join(repoRoot, 'crds'));
   })();
   return crdInstalled;
 }
