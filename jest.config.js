@@ -26,6 +26,11 @@ const common = {
 export default {
   // Integration and e2e tests wait on a real cluster; jest only honours testTimeout globally.
   testTimeout: 240_000,
+  // Test files run in a child process, replaced when its heap is past this after a file. On 2 cores jest
+  // would run them all in its own process, where each file's module graph (the IoT Hub SDKs, the Kubernetes
+  // client, the emulator) stays reachable: that process grew to 3 GB by the end of a run, and a CI run's
+  // jest was killed (SIGKILL) after 710 s.
+  workerIdleMemoryLimit: '512MB',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
