@@ -20,6 +20,9 @@ export { installCrds, isOurProcess, kubectl, workerNodeName };
 export { importImageArchive, type WorkerState } from './worker.ts';
 
 const run = promisify(execFile);
+/** The addresses KWOK gives its pods, and the Services' cluster IPs: nothing on this machine holds them. */
+const kwokPodCidr = '10.244.0.0/16';
+const serviceCidr = '10.96.0.0/16';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '../..');
 /** Where `npm run cluster:up` keeps its state; the admin kubeconfig is `<this>/kubeconfig`. */
@@ -172,6 +175,7 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
     controllerManager: await freePort(),
     scheduler: await freePort(),
   };
+  await keepClusterRangesLocal();
   const kubeconfig = join(dir, 'kubeconfig');
   const state: ClusterState = { dir, bin, kubeconfig, apiServerUrl: '', ports, pids: {}, startedAt: new Date().toISOString(), kwokNodes: [], ownerPid: options.ownerPid };
   const pki = join(dir, 'pki');
@@ -213,7 +217,7 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
       `--tls-cert-file=${p('apiserver.crt')}`, `--tls-private-key-file=${p('apiserver.key')}`, `--client-ca-file=${p('ca.crt')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${p('sa.pub')}`, `--service-account-signing-key-file=${p('sa.key')}`,
-      '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=Node,RBAC', '--allow-privileged=true',
+      `--service-cluster-ip-range=${serviceCidr}`, '--authorization-mode=Node,RBAC', '--allow-privileged=true',
       // PodNodeSelector and PodTolerationRestriction place a namespace's pods on KWOK (kwokNamespaceAnnotations).
       '--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction',
       `--cert-dir=${join(dir, 'apiserver-certs')}`, '--profiling=false',
@@ -281,12 +285,30 @@ export async function startControlPlane(dir: string, options: StartOptions = {})
   }
 }
 
+/**
+ * Routes KWOK's pod range and the Service range to `unreachable` on this machine. A KWOK pod's address
+ * belongs to no host, so the default route would carry a connection to it off the machine: the API
+ * server's pod proxy does that whenever the operator reads the /status of a built-in hub that runs on a
+ * KWOK node. With these routes such a connection fails at once (EHOSTUNREACH) and no packet leaves. The
+ * worker's netns has no default route, so its pods need nothing. The routes are left in place when a
+ * cluster stops: another cluster on the machine may rely on them, and they send nothing anywhere.
+ */
+async function keepClusterRangesLocal(): Promise<void> {
+  for (const cidr of [kwokPodCidr, serviceCidr]) {
+    try {
+      await run('ip', ['route', 'replace', 'unreachable', cidr]);
+    } catch (error) {
+      log(`warning: cannot route ${cidr} to unreachable (${(error as Error).message.split('\n')[0]}); connections to its addresses follow the default route`);
+    }
+  }
+}
+
 function startKwok(state: ClusterState): void {
   writeFileSync(join(state.dir, 'kwok.yaml'), kwokStages());
   state.pids.kwok = startProcess(state.dir, 'kwok', join(state.bin, 'kwok'), [
     `--kubeconfig=${state.kubeconfig}`, `--config=${join(state.dir, 'kwok.yaml')}`,
     '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-    '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
+    `--cidr=${kwokPodCidr}`, '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
   ], state);
 }
 
