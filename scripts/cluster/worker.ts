@@ -280,15 +280,22 @@ function removeContainerLogLinks(podLogsDir: string): void {
   }
 }
 
-/** Shims outlive containerd by design; each wrote its PID into its task's bundle. */
-function shimPids(stateDir: string): number[] {
+/**
+ * Shims outlive containerd by design. Each wrote its PID into its task's bundle, but a bundle can be gone
+ * while its shim still runs (seen: four of a demo's five shims, and one of each test run's, stayed after
+ * teardown), so every process whose command line is a shim of this containerd's socket counts too.
+ */
+function shimPids(stateDir: string, socket: string): number[] {
+  const pids = new Set<number>();
   const tasks = join(stateDir, 'containerd', 'state', 'io.containerd.runtime.v2.task', 'k8s.io');
-  if (!existsSync(tasks)) return [];
-  return readdirSync(tasks)
-    .map((id) => join(tasks, id, 'shim.pid'))
-    .filter((file) => existsSync(file))
-    .map((file) => Number(readFileSync(file, 'utf8').trim()))
-    .filter((pid) => pid > 0);
+  if (existsSync(tasks)) {
+    for (const id of readdirSync(tasks)) {
+      const file = join(tasks, id, 'shim.pid');
+      if (existsSync(file)) pids.add(Number(readFileSync(file, 'utf8').trim()));
+    }
+  }
+  for (const entry of readdirSync('/proc')) if (/^\d+$/.test(entry) && isShimOf(Number(entry), socket)) pids.add(Number(entry));
+  return [...pids].filter((pid) => pid > 0);
 }
 
 function isShimOf(pid: number, socket: string): boolean {
@@ -308,7 +315,7 @@ function isShimOf(pid: number, socket: string): boolean {
 async function removeMachineState(net: WorkerNetwork, stateDir: string): Promise<void> {
   const socket = join(stateDir, 'containerd', 'containerd.sock');
   await stopPids(podProcesses(net.cgroupRoot), (pid) => pidAlive(pid), 0);
-  await stopPids(shimPids(stateDir), (pid) => isShimOf(pid, socket), 2_000);
+  await stopPids(shimPids(stateDir, socket), (pid) => isShimOf(pid, socket), 2_000);
   unmountAll(stateDir);
   await removeCgroups(net.cgroupRoot);
   removeContainerLogLinks(join(stateDir, 'pod-logs'));
