@@ -281,21 +281,12 @@ function removeContainerLogLinks(podLogsDir: string): void {
 }
 
 /**
- * Shims outlive containerd by design. Each wrote its PID into its task's bundle, but a bundle can be gone
+ * Shims outlive containerd by design. Each writes its PID into its task's bundle, but a bundle can be gone
  * while its shim still runs (seen: four of a demo's five shims, and one of each test run's, stayed after
- * teardown), so every process whose command line is a shim of this containerd's socket counts too.
+ * teardown), so the shims are found by their command line, which names this containerd's socket.
  */
-function shimPids(stateDir: string, socket: string): number[] {
-  const pids = new Set<number>();
-  const tasks = join(stateDir, 'containerd', 'state', 'io.containerd.runtime.v2.task', 'k8s.io');
-  if (existsSync(tasks)) {
-    for (const id of readdirSync(tasks)) {
-      const file = join(tasks, id, 'shim.pid');
-      if (existsSync(file)) pids.add(Number(readFileSync(file, 'utf8').trim()));
-    }
-  }
-  for (const entry of readdirSync('/proc')) if (/^\d+$/.test(entry) && isShimOf(Number(entry), socket)) pids.add(Number(entry));
-  return [...pids].filter((pid) => pid > 0);
+function shimPids(socket: string): number[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => isShimOf(pid, socket));
 }
 
 function isShimOf(pid: number, socket: string): boolean {
@@ -315,7 +306,7 @@ function isShimOf(pid: number, socket: string): boolean {
 async function removeMachineState(net: WorkerNetwork, stateDir: string): Promise<void> {
   const socket = join(stateDir, 'containerd', 'containerd.sock');
   await stopPids(podProcesses(net.cgroupRoot), (pid) => pidAlive(pid), 0);
-  await stopPids(shimPids(stateDir, socket), (pid) => isShimOf(pid, socket), 2_000);
+  await stopPids(shimPids(socket), (pid) => isShimOf(pid, socket), 2_000);
   unmountAll(stateDir);
   await removeCgroups(net.cgroupRoot);
   removeContainerLogLinks(join(stateDir, 'pod-logs'));
